@@ -1,0 +1,82 @@
+-- Job.job_run_start, version 1.
+-- Starts a run of a job: takes the job's lock for this session (held until
+-- Job.job_run_finish or the session ends) and writes its Ops.JobRun row.
+-- A second run of the same job gets @Result = 'already_running' at once, with a
+-- 'skipped' row, instead of waiting: the orchestrator and SQL Server Agent may
+-- both start a job, and only one of them may run it.
+CREATE OR ALTER PROCEDURE Job.job_run_start
+    @JobName varchar(100),
+    @TriggeredBy varchar(20) = 'manual',
+    @Host nvarchar(128) = NULL,
+    @Parameters nvarchar(4000) = NULL,
+    @JobRunId bigint = NULL OUTPUT,
+    @Result varchar(20) = NULL OUTPUT
+AS
+BEGIN
+    SET NOCOUNT, XACT_ABORT ON;
+
+    DECLARE @Errors nvarchar(2048) = N'';
+    DECLARE @Resource nvarchar(255) = N'flp-job:' + @JobName;
+    DECLARE @LockResult int;
+
+    ----------------------------------------------------------------------------
+    -- Check requirements
+    ----------------------------------------------------------------------------
+    IF @@TRANCOUNT <> 0
+        SET @Errors += N'Job.job_run_start must not run inside a transaction: the job lock belongs to the session. ';
+
+    ----------------------------------------------------------------------------
+    -- Check parameters
+    ----------------------------------------------------------------------------
+    IF @JobName IS NULL OR LTRIM(RTRIM(@JobName)) = ''
+        SET @Errors += N'The value for the parameter @JobName is not supported: give the job''s name. ';
+    IF @TriggeredBy IS NULL OR @TriggeredBy NOT IN ('orchestrator', 'agent', 'manual', 'demo', 'test')
+        SET @Errors += N'The value for the parameter @TriggeredBy is not supported: use orchestrator, agent, manual, demo or test. ';
+
+    ----------------------------------------------------------------------------
+    -- Raise collected errors
+    ----------------------------------------------------------------------------
+    IF @Errors <> N''
+        THROW 50001, @Errors, 1;
+
+    SET @Host = COALESCE(@Host, HOST_NAME(), N'unknown');
+
+    ----------------------------------------------------------------------------
+    -- Take the job's lock without waiting
+    ----------------------------------------------------------------------------
+    EXEC @LockResult = sys.sp_getapplock
+        @Resource = @Resource,
+        @LockMode = 'Exclusive',
+        @LockOwner = 'Session',
+        @LockTimeout = 0;
+
+    IF @LockResult < 0
+    BEGIN
+        INSERT INTO Ops.JobRun (JobName, TriggeredBy, Host, EndedUtc, Status, Parameters, Message)
+        VALUES (
+            @JobName, @TriggeredBy, @Host, SYSUTCDATETIME(), 'skipped', @Parameters,
+            N'already running: another session holds the job lock'
+        );
+        SET @JobRunId = CAST(SCOPE_IDENTITY() AS bigint);
+        SET @Result = 'already_running';
+        RETURN;
+    END;
+
+    ----------------------------------------------------------------------------
+    -- Log start. Holding the lock proves no earlier run is alive, so a row
+    -- still marked running belongs to a run whose session died.
+    ----------------------------------------------------------------------------
+    BEGIN TRANSACTION;
+    UPDATE Ops.JobRun
+    SET Status = 'abandoned',
+        EndedUtc = SYSUTCDATETIME(),
+        Message = N'the session ended before the run finished; found by a later run'
+    WHERE JobName = @JobName AND Status = 'running';
+
+    INSERT INTO Ops.JobRun (JobName, TriggeredBy, Host, Status, Parameters)
+    VALUES (@JobName, @TriggeredBy, @Host, 'running', @Parameters);
+    SET @JobRunId = CAST(SCOPE_IDENTITY() AS bigint);
+    COMMIT TRANSACTION;
+
+    SET @Result = 'started';
+END;

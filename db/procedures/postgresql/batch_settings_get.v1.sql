@@ -1,0 +1,96 @@
+-- Job.batch_settings_get, version 1.
+-- Reads the settings a batched job obeys from Ops.Setting: the job's own row
+-- where it has one, else the '*' row. Called before every batch, so a DBA can
+-- slow a running job down with an UPDATE. A missing or malformed setting stops
+-- the job with a message naming it.
+CREATE PROCEDURE Job.batch_settings_get(
+    p_JobName varchar(100),
+    INOUT p_BatchTargetMs integer DEFAULT NULL,
+    INOUT p_BatchSizeStart integer DEFAULT NULL,
+    INOUT p_BatchSizeMin integer DEFAULT NULL,
+    INOUT p_BatchSizeMax integer DEFAULT NULL,
+    INOUT p_SleepFactor numeric(9, 3) DEFAULT NULL,
+    INOUT p_TimeLimitSeconds integer DEFAULT NULL,
+    INOUT p_HealthMaxActive integer DEFAULT NULL,
+    INOUT p_HealthMaxLockWaits integer DEFAULT NULL,
+    INOUT p_HealthHoldSeconds integer DEFAULT NULL,
+    INOUT p_HealthMaxPauseSeconds integer DEFAULT NULL
+)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_Errors text := '';
+BEGIN
+    ----------------------------------------------------------------------------
+    -- Read: the job's own value wins over '*'
+    ----------------------------------------------------------------------------
+    WITH resolved AS (
+        SELECT
+            s.Name,
+            s.Value,
+            row_number() OVER (PARTITION BY s.Name ORDER BY CASE WHEN s.JobName = '*' THEN 1 ELSE 0 END) AS pick
+        FROM Ops.Setting AS s
+        WHERE s.JobName IN (p_JobName, '*')
+    )
+
+    SELECT
+        max(CASE WHEN r.Name = 'BatchTargetMs' AND r.Value ~ '^-?[0-9]{1,9}$' THEN r.Value::integer END),
+        max(CASE WHEN r.Name = 'BatchSizeStart' AND r.Value ~ '^-?[0-9]{1,9}$' THEN r.Value::integer END),
+        max(CASE WHEN r.Name = 'BatchSizeMin' AND r.Value ~ '^-?[0-9]{1,9}$' THEN r.Value::integer END),
+        max(CASE WHEN r.Name = 'BatchSizeMax' AND r.Value ~ '^-?[0-9]{1,9}$' THEN r.Value::integer END),
+        max(CASE WHEN r.Name = 'SleepFactor' AND r.Value ~ '^-?[0-9]{1,6}(\.[0-9]{1,3})?$' THEN r.Value::numeric(9, 3) END),
+        max(CASE WHEN r.Name = 'TimeLimitSeconds' AND r.Value ~ '^-?[0-9]{1,9}$' THEN r.Value::integer END),
+        max(CASE WHEN r.Name = 'HealthMaxActive' AND r.Value ~ '^-?[0-9]{1,9}$' THEN r.Value::integer END),
+        max(CASE WHEN r.Name = 'HealthMaxLockWaits' AND r.Value ~ '^-?[0-9]{1,9}$' THEN r.Value::integer END),
+        max(CASE WHEN r.Name = 'HealthHoldSeconds' AND r.Value ~ '^-?[0-9]{1,9}$' THEN r.Value::integer END),
+        max(CASE WHEN r.Name = 'HealthMaxPauseSeconds' AND r.Value ~ '^-?[0-9]{1,9}$' THEN r.Value::integer END)
+    INTO
+        p_BatchTargetMs, p_BatchSizeStart, p_BatchSizeMin, p_BatchSizeMax, p_SleepFactor,
+        p_TimeLimitSeconds, p_HealthMaxActive, p_HealthMaxLockWaits, p_HealthHoldSeconds, p_HealthMaxPauseSeconds
+    FROM resolved AS r
+    WHERE r.pick = 1;
+
+    ----------------------------------------------------------------------------
+    -- Check values
+    ----------------------------------------------------------------------------
+    IF p_BatchTargetMs IS NULL OR p_BatchTargetMs <= 0 THEN
+        v_Errors := v_Errors || 'Setting BatchTargetMs (Ops.Setting) is missing or not a positive whole number. ';
+    END IF;
+    IF p_BatchSizeMin IS NULL OR p_BatchSizeMin <= 0 THEN
+        v_Errors := v_Errors || 'Setting BatchSizeMin (Ops.Setting) is missing or not a positive whole number. ';
+    END IF;
+    IF p_BatchSizeMax IS NULL OR p_BatchSizeMax < p_BatchSizeMin OR p_BatchSizeMax >= 5000 THEN
+        v_Errors := v_Errors || 'Setting BatchSizeMax (Ops.Setting) must be a whole number from BatchSizeMin to 4999 (lock escalation starts at 5000). ';
+    END IF;
+    IF p_BatchSizeStart IS NULL OR p_BatchSizeStart < p_BatchSizeMin OR p_BatchSizeStart > p_BatchSizeMax THEN
+        v_Errors := v_Errors || 'Setting BatchSizeStart (Ops.Setting) must be a whole number from BatchSizeMin to BatchSizeMax. ';
+    END IF;
+    IF p_SleepFactor IS NULL OR p_SleepFactor < 0 THEN
+        v_Errors := v_Errors || 'Setting SleepFactor (Ops.Setting) is missing or negative. ';
+    END IF;
+    IF p_TimeLimitSeconds IS NULL OR p_TimeLimitSeconds <= 0 THEN
+        v_Errors := v_Errors || 'Setting TimeLimitSeconds (Ops.Setting) is missing or not a positive whole number. ';
+    END IF;
+    IF p_HealthMaxActive IS NULL OR p_HealthMaxActive < 0 THEN
+        v_Errors := v_Errors || 'Setting HealthMaxActive (Ops.Setting) is missing or negative. ';
+    END IF;
+    IF p_HealthMaxLockWaits IS NULL OR p_HealthMaxLockWaits < 0 THEN
+        v_Errors := v_Errors || 'Setting HealthMaxLockWaits (Ops.Setting) is missing or negative. ';
+    END IF;
+    IF p_HealthHoldSeconds IS NULL OR p_HealthHoldSeconds < 0 THEN
+        v_Errors := v_Errors || 'Setting HealthHoldSeconds (Ops.Setting) is missing or negative. ';
+    END IF;
+    IF p_HealthMaxPauseSeconds IS NULL OR p_HealthMaxPauseSeconds <= 0 THEN
+        v_Errors := v_Errors || 'Setting HealthMaxPauseSeconds (Ops.Setting) is missing or not a positive whole number. ';
+    END IF;
+
+    ----------------------------------------------------------------------------
+    -- Raise collected errors
+    ----------------------------------------------------------------------------
+    IF v_Errors <> '' THEN
+        RAISE EXCEPTION USING ERRCODE = 'FL002', MESSAGE = 'Job ' || p_JobName || ': ' || v_Errors;
+    END IF;
+END;
+$$;

@@ -1,0 +1,35 @@
+-- Job.health_check, version 1.
+-- Tells a batched job whether the database is busy: more other active client
+-- sessions than p_MaxActive, or more sessions waiting for a lock than
+-- p_MaxLockWaits. Runs as its owner so it sees every session's state.
+CREATE PROCEDURE Job.health_check(
+    p_MaxActive integer,
+    p_MaxLockWaits integer,
+    INOUT p_Busy boolean DEFAULT NULL,
+    INOUT p_Reason varchar(400) DEFAULT NULL
+)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_Active integer;
+    v_LockWaits integer;
+BEGIN
+    -- pg_stat_activity is a snapshot per transaction; take a fresh one.
+    PERFORM pg_stat_clear_snapshot();
+
+    SELECT
+        count(CASE WHEN a.state = 'active' AND a.pid <> pg_backend_pid() THEN 1 END),
+        count(CASE WHEN a.wait_event_type = 'Lock' THEN 1 END)
+    INTO v_Active, v_LockWaits
+    FROM pg_stat_activity AS a
+    WHERE a.backend_type = 'client backend';
+
+    p_Busy := v_Active > p_MaxActive OR v_LockWaits > p_MaxLockWaits;
+    p_Reason := concat(
+        'active sessions ', v_Active, ' (limit ', p_MaxActive, '), ',
+        'lock waits ', v_LockWaits, ' (limit ', p_MaxLockWaits, ')'
+    );
+END;
+$$;

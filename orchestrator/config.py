@@ -1,0 +1,116 @@
+"""Effective settings: environment variables over an optional ``flp.toml``.
+
+Every setting has one name (``database_url``), read from ``FLP_DATABASE_URL`` or
+from ``database_url = "..."`` in ``flp.toml`` (``FLP_CONFIG`` names another
+file). A bad value stops the program at start with a message naming the setting.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+CONFIG_FILE_DEFAULT = "flp.toml"
+DATA_DIR_DEFAULT = ".flp"  # relative to the working folder
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DATABASE_SCHEMES = ("postgresql", "postgresql+psycopg", "mssql", "mssql+pyodbc", "mssql+mssqlpython")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None  # None: embedded PostgreSQL in data_dir
+    data_dir: Path = Path(DATA_DIR_DEFAULT)
+    mongo_url: str | None = None
+    queue_url: str | None = None  # None: the queue table in our database
+    smtp_url: str | None = None  # None: mails go to data_dir/outbox
+    log_level: str = "INFO"
+    host_name: str | None = None  # written to Ops.JobRun; default: this machine's name
+
+    @property
+    def engine(self) -> str:
+        """'postgresql' or 'mssql': which procedure folder applies."""
+        if self.database_url is None:
+            return "postgresql"
+        return "mssql" if self.database_url.startswith("mssql") else "postgresql"
+
+    def masked(self) -> dict[str, str]:
+        """Settings for display, with passwords replaced by ``***``."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, str) and "://" in value:
+                value = mask_url(value)
+            out[f.name] = "(unset)" if value is None else str(value)
+        return out
+
+
+def mask_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> str:
+    scheme = urlsplit(value).scheme
+    if scheme not in schemes:
+        raise ConfigError(
+            f"setting {name} (FLP_{name.upper()}): scheme {scheme!r} is not one of "
+            f"{', '.join(schemes)}; got {mask_url(value)!r}"
+        )
+    return value
+
+
+def load(environ: dict[str, str] | None = None) -> Settings:
+    """Read and validate the settings; raise ConfigError naming the bad one."""
+    env = os.environ if environ is None else environ
+    path = Path(env.get("FLP_CONFIG", CONFIG_FILE_DEFAULT))
+    file_values: dict[str, object] = {}
+    if path.is_file():
+        try:
+            file_values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from exc
+    known = {f.name for f in fields(Settings)}
+    unknown = sorted(set(file_values) - known)
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown setting(s) {', '.join(unknown)}")
+
+    raw: dict[str, str] = {k: str(v) for k, v in file_values.items()}
+    for name in known:
+        env_value = env.get(f"FLP_{name.upper()}")
+        if env_value is not None and env_value != "":
+            raw[name] = env_value
+
+    log_level = raw.get("log_level", "INFO").upper()
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"setting log_level (FLP_LOG_LEVEL): {log_level!r} is not one of {LOG_LEVELS}")
+    database_url = raw.get("database_url")
+    if database_url is not None:
+        _check_url("database_url", database_url, DATABASE_SCHEMES)
+    mongo_url = raw.get("mongo_url")
+    if mongo_url is not None:
+        _check_url("mongo_url", mongo_url, ("mongodb", "mongodb+srv"))
+    queue_url = raw.get("queue_url")
+    if queue_url is not None:
+        _check_url("queue_url", queue_url, ("amqp", "amqps"))
+    smtp_url = raw.get("smtp_url")
+    if smtp_url is not None:
+        _check_url("smtp_url", smtp_url, ("smtp", "smtps"))
+    return Settings(
+        database_url=database_url,
+        data_dir=Path(raw.get("data_dir", DATA_DIR_DEFAULT)).expanduser().resolve(),
+        mongo_url=mongo_url,
+        queue_url=queue_url,
+        smtp_url=smtp_url,
+        log_level=log_level,
+        host_name=raw.get("host_name"),
+    )

@@ -1,0 +1,94 @@
+"""The jobs and how one run of a job is started.
+
+Every job is a stored procedure in schema Job with the same outer parameters:
+``@Execute``, ``@TimeLimitSeconds``, ``@TriggeredBy``, ``@Host`` and the outputs
+``@JobRunId``, ``@Result``, ``@RowsAffected``. The procedure takes the job's
+database lock itself, so the orchestrator, a second orchestrator and the
+database's own scheduler (SQL Server Agent, pg_cron) can never run a job twice
+at once: the loser gets ``Result = 'already_running'``.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from dataclasses import dataclass
+
+from orchestrator.database import Database
+
+log = logging.getLogger(__name__)
+
+JOB_OUTPUTS = ("JobRunId", "Result", "RowsAffected")
+MESSAGE_MAX = 4000  # characters, Ops.JobRun.Message
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str  # also the lock name and Ops.JobRun.JobName
+    procedure: str  # schema-qualified stored procedure
+    schedule: str  # when the orchestrator runs it, in words (see scheduler.py)
+    description: str
+
+
+# In the order `flp demo` runs them.
+JOBS: dict[str, Job] = {
+    job.name: job
+    for job in (
+        Job("archive_aim", "Job.archive_aim", "daily at 00:00",
+            "move delivered FLP_AIM rows to FLP_AIM_History"),
+        Job("session_purge", "Job.session_purge", "every 10 minutes",
+            "delete expired sessions"),
+        Job("log_cleanup", "Job.log_cleanup", "daily at 01:00 (removes whole months)",
+            "empty the PLSP log table except the retention window"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job: str
+    result: str  # succeeded, stopped, already_running, dry_run, failed
+    rows: int
+    seconds: float
+    job_run_id: int | None
+    error: str | None = None
+
+
+def run_job(
+    db: Database,
+    job: Job,
+    triggered_by: str = "manual",
+    execute: bool = True,
+    time_limit_seconds: int | None = None,
+    host: str | None = None,
+) -> JobResult:
+    """Run one job now, on its own connection, and report what it did."""
+    params = {
+        "Execute": "Y" if execute else "N",
+        "TimeLimitSeconds": time_limit_seconds,
+        "TriggeredBy": triggered_by,
+        "Host": host or socket.gethostname(),
+    }
+    started = time.perf_counter()
+    with db.connect() as conn:
+        try:
+            out = db.call(conn, job.procedure, params, JOB_OUTPUTS)
+        except Exception as exc:
+            message = str(exc)[:MESSAGE_MAX]
+            # Finishes the run row and frees the lock if the procedure could not.
+            db.call(conn, "Job.job_run_fail", {"JobName": job.name, "Message": message})
+            seconds = time.perf_counter() - started
+            log.error("job failed", extra={"job": job.name, "seconds": round(seconds, 3), "error": message})
+            return JobResult(job.name, "failed", 0, seconds, None, message)
+    seconds = time.perf_counter() - started
+    result = JobResult(
+        job=job.name,
+        result=out["Result"],
+        rows=int(out["RowsAffected"] or 0),
+        seconds=seconds,
+        job_run_id=out["JobRunId"],
+    )
+    log.info("job finished", extra={"job": job.name, "result": result.result, "rows": result.rows,
+                                    "seconds": round(seconds, 3), "job_run_id": result.job_run_id})
+    return result

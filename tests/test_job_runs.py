@@ -1,0 +1,83 @@
+"""Contract: starting and finishing job runs under the per-job database lock."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import fetch_one, scalar
+
+START_OUT = ("JobRunId", "Result")
+
+
+def start(db, conn, job="contract_job", triggered_by="test"):
+    return db.call(conn, "Job.job_run_start", {"JobName": job, "TriggeredBy": triggered_by}, START_OUT)
+
+
+def test_start_and_finish_writes_one_run_row(contract_db):
+    db = contract_db
+    with db.connect() as conn:
+        out = start(db, conn)
+        assert out["Result"] == "started"
+        run_id = out["JobRunId"]
+        assert scalar(db, "SELECT Status FROM Ops.JobRun WHERE JobRunId = ?", (run_id,)) == "running"
+        db.call(conn, "Job.job_run_finish",
+                {"JobRunId": run_id, "Status": "succeeded", "RowsAffected": 42, "Message": "ok"})
+    row = fetch_one(db, "SELECT Status, RowsAffected, Message, EndedUtc FROM Ops.JobRun WHERE JobRunId = ?",
+                    (run_id,))
+    assert row[:3] == ("succeeded", 42, "ok")
+    assert row[3] is not None
+
+
+def test_second_start_is_refused_at_once_while_the_first_holds_the_lock(contract_db):
+    db = contract_db
+    with db.connect() as first, db.connect() as second:
+        assert start(db, first)["Result"] == "started"
+        refused = start(db, second)
+        assert refused["Result"] == "already_running"
+        assert scalar(db, "SELECT Status FROM Ops.JobRun WHERE JobRunId = ?",
+                      (refused["JobRunId"],)) == "skipped"
+        # Another job is not affected by this job's lock.
+        assert start(db, second, job="other_job")["Result"] == "started"
+
+
+def test_run_of_a_dead_session_is_marked_abandoned_by_the_next_run(contract_db):
+    db = contract_db
+    with db.connect() as conn:
+        dead = start(db, conn)["JobRunId"]
+    # The session ended without finishing: its lock went with it.
+    with db.connect() as conn:
+        assert start(db, conn)["Result"] == "started"
+    assert scalar(db, "SELECT Status FROM Ops.JobRun WHERE JobRunId = ?", (dead,)) == "abandoned"
+
+
+def test_job_run_fail_finishes_the_run_and_frees_the_lock(contract_db):
+    db = contract_db
+    with db.connect() as conn, db.connect() as other:
+        run_id = start(db, conn)["JobRunId"]
+        db.call(conn, "Job.job_run_fail", {"JobName": "contract_job", "Message": "boom"})
+        assert fetch_one(db, "SELECT Status, Message FROM Ops.JobRun WHERE JobRunId = ?",
+                         (run_id,)) == ("failed", "boom")
+        assert start(db, other)["Result"] == "started"
+        # Without the lock it changes nothing.
+        db.call(conn, "Job.job_run_fail", {"JobName": "contract_job", "Message": "again"})
+    assert scalar(db, "SELECT count(*) FROM Ops.JobRun WHERE Status = 'failed'") == 1
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"JobName": ""}, "JobName"),
+        ({"JobName": "x", "TriggeredBy": "cron"}, "TriggeredBy"),
+    ],
+)
+def test_bad_parameters_are_refused_with_their_name(contract_db, params, named):
+    db = contract_db
+    with db.connect() as conn, pytest.raises(Exception, match=named):
+        db.call(conn, "Job.job_run_start", params, START_OUT)
+    assert scalar(db, "SELECT count(*) FROM Ops.JobRun") == 0
+
+
+def test_finish_of_an_unknown_run_names_the_parameter(contract_db):
+    db = contract_db
+    with db.connect() as conn, pytest.raises(Exception, match="JobRunId"):
+        db.call(conn, "Job.job_run_finish", {"JobRunId": 999999, "Status": "succeeded"})
