@@ -73,11 +73,14 @@ def cmd_run(args, settings) -> int:
         print(f"flp run: unknown job {args.job!r}; known: {', '.join(JOBS)}", file=sys.stderr)
         return 2
     db = _database(settings)
-    result = run_job(db, JOBS[args.job], "manual", execute=not args.dry_run,
-                     time_limit_seconds=args.time_limit)
-    print(f"{result.job}: {result.result}, {result.rows:,} rows, {result.seconds:.2f} s"
-          + (f", job run {result.job_run_id}" if result.job_run_id else "")
-          + (f"\n{result.error}" if result.error else ""))
+    result = run_job(
+        db, JOBS[args.job], "manual", execute=not args.dry_run, time_limit_seconds=args.time_limit
+    )
+    print(
+        f"{result.job}: {result.result}, {result.rows:,} rows, {result.seconds:.2f} s"
+        + (f", job run {result.job_run_id}" if result.job_run_id else "")
+        + (f"\n{result.error}" if result.error else "")
+    )
     return 0 if result.result != "failed" else 1
 
 
@@ -102,8 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub.add_parser("current", help="print the applied revision")
     script = db_sub.add_parser("script", help="print the upgrade as one SQL script for a DBA")
     script.add_argument("--engine", choices=("mssql", "postgresql"), required=True)
-    script.add_argument("--from", dest="from_revision", default=None,
-                        help="start after this revision (default: from an empty database)")
+    script.add_argument(
+        "--from",
+        dest="from_revision",
+        default=None,
+        help="start after this revision (default: from an empty database)",
+    )
     script.add_argument("--to", dest="to_revision", default="head")
 
     seed = sub.add_parser("seed", help="load a deterministic synthetic population")

@@ -35,12 +35,19 @@ class Job:
 JOBS: dict[str, Job] = {
     job.name: job
     for job in (
-        Job("archive_aim", "Job.archive_aim", "daily at 00:00",
-            "move delivered FLP_AIM rows to FLP_AIM_History"),
-        Job("session_purge", "Job.session_purge", "every 10 minutes",
-            "delete expired sessions"),
-        Job("log_cleanup", "Job.log_cleanup", "daily at 01:00 (removes whole months)",
-            "empty the PLSP log table except the retention window"),
+        Job(
+            "archive_aim",
+            "Job.archive_aim",
+            "daily at 00:00",
+            "move delivered FLP_AIM rows to FLP_AIM_History",
+        ),
+        Job("session_purge", "Job.session_purge", "every 10 minutes", "delete expired sessions"),
+        Job(
+            "log_cleanup",
+            "Job.log_cleanup",
+            "daily at 01:00 (removes whole months)",
+            "empty the PLSP log table except the retention window",
+        ),
     )
 }
 
@@ -89,6 +96,14 @@ def run_job(
         seconds=seconds,
         job_run_id=out["JobRunId"],
     )
-    log.info("job finished", extra={"job": job.name, "result": result.result, "rows": result.rows,
-                                    "seconds": round(seconds, 3), "job_run_id": result.job_run_id})
+    log.info(
+        "job finished",
+        extra={
+            "job": job.name,
+            "result": result.result,
+            "rows": result.rows,
+            "seconds": round(seconds, 3),
+            "job_run_id": result.job_run_id,
+        },
+    )
     return result

@@ -20,10 +20,14 @@ def test_start_and_finish_writes_one_run_row(contract_db):
         assert out["Result"] == "started"
         run_id = out["JobRunId"]
         assert scalar(db, "SELECT Status FROM Ops.JobRun WHERE JobRunId = ?", (run_id,)) == "running"
-        db.call(conn, "Job.job_run_finish",
-                {"JobRunId": run_id, "Status": "succeeded", "RowsAffected": 42, "Message": "ok"})
-    row = fetch_one(db, "SELECT Status, RowsAffected, Message, EndedUtc FROM Ops.JobRun WHERE JobRunId = ?",
-                    (run_id,))
+        db.call(
+            conn,
+            "Job.job_run_finish",
+            {"JobRunId": run_id, "Status": "succeeded", "RowsAffected": 42, "Message": "ok"},
+        )
+    row = fetch_one(
+        db, "SELECT Status, RowsAffected, Message, EndedUtc FROM Ops.JobRun WHERE JobRunId = ?", (run_id,)
+    )
     assert row[:3] == ("succeeded", 42, "ok")
     assert row[3] is not None
 
@@ -34,8 +38,10 @@ def test_second_start_is_refused_at_once_while_the_first_holds_the_lock(contract
         assert start(db, first)["Result"] == "started"
         refused = start(db, second)
         assert refused["Result"] == "already_running"
-        assert scalar(db, "SELECT Status FROM Ops.JobRun WHERE JobRunId = ?",
-                      (refused["JobRunId"],)) == "skipped"
+        assert (
+            scalar(db, "SELECT Status FROM Ops.JobRun WHERE JobRunId = ?", (refused["JobRunId"],))
+            == "skipped"
+        )
         # Another job is not affected by this job's lock.
         assert start(db, second, job="other_job")["Result"] == "started"
 
@@ -55,8 +61,10 @@ def test_job_run_fail_finishes_the_run_and_frees_the_lock(contract_db):
     with db.connect() as conn, db.connect() as other:
         run_id = start(db, conn)["JobRunId"]
         db.call(conn, "Job.job_run_fail", {"JobName": "contract_job", "Message": "boom"})
-        assert fetch_one(db, "SELECT Status, Message FROM Ops.JobRun WHERE JobRunId = ?",
-                         (run_id,)) == ("failed", "boom")
+        assert fetch_one(db, "SELECT Status, Message FROM Ops.JobRun WHERE JobRunId = ?", (run_id,)) == (
+            "failed",
+            "boom",
+        )
         assert start(db, other)["Result"] == "started"
         # Without the lock it changes nothing.
         db.call(conn, "Job.job_run_fail", {"JobName": "contract_job", "Message": "again"})
