@@ -64,7 +64,9 @@ BEGIN
         INNER JOIN pg_namespace AS n ON n.oid = p.pronamespace
         WHERE n.nspname = '{schema}' AND p.proname = '{name}'
     LOOP
-        EXECUTE format('DROP %s %s', CASE r.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, r.signature);
+        EXECUTE format(
+            'DROP %s %s', CASE r.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, r.signature
+        );
     END LOOP;
 END
 $drop$;"""
