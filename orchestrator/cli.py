@@ -60,9 +60,21 @@ def cmd_seed(args, settings) -> int:
 
 def cmd_jobs(args, settings) -> int:
     from orchestrator.jobs import JOBS
+    from orchestrator.scheduler import next_runs
 
+    timetable = next_runs()
     for job in JOBS.values():
-        print(f"{job.name:<16} {job.schedule:<40} {job.description}")
+        print(f"{job.name:<16} {job.description}\n{'':<16} {timetable[job.name]}")
+    return 0
+
+
+def cmd_orchestrator(args, settings) -> int:
+    from orchestrator import migrate
+    from orchestrator.scheduler import Orchestrator
+
+    db = _database(settings)
+    migrate.upgrade(db.url)
+    Orchestrator(db).run_forever()
     return 0
 
 
@@ -87,7 +99,7 @@ def cmd_run(args, settings) -> int:
 def cmd_demo(args, settings) -> int:
     from orchestrator import demo
 
-    return demo.run(settings, patients=args.patients, seed=args.seed)
+    return demo.run(settings, patients=args.patients, seed_value=args.seed)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--seed", type=int, default=1)
 
     sub.add_parser("jobs", help="list the jobs and their timetable")
+    sub.add_parser("orchestrator", help="run the jobs on their timetable until stopped (SIGTERM)")
 
     run = sub.add_parser("run", help="run one job now")
     run.add_argument("job")
@@ -136,6 +149,7 @@ COMMANDS = {
     "seed": cmd_seed,
     "jobs": cmd_jobs,
     "run": cmd_run,
+    "orchestrator": cmd_orchestrator,
     "demo": cmd_demo,
 }
 

@@ -27,27 +27,16 @@ MESSAGE_MAX = 4000  # characters, Ops.JobRun.Message
 class Job:
     name: str  # also the lock name and Ops.JobRun.JobName
     procedure: str  # schema-qualified stored procedure
-    schedule: str  # when the orchestrator runs it, in words (see scheduler.py)
     description: str
 
 
-# In the order `flp demo` runs them.
+# In the order `flp demo` runs them; when they run is in scheduler.TIMETABLE.
 JOBS: dict[str, Job] = {
     job.name: job
     for job in (
-        Job(
-            "archive_aim",
-            "Job.archive_aim",
-            "daily at 00:00",
-            "move delivered FLP_AIM rows to FLP_AIM_History",
-        ),
-        Job("session_purge", "Job.session_purge", "every 10 minutes", "delete expired sessions"),
-        Job(
-            "log_cleanup",
-            "Job.log_cleanup",
-            "daily at 01:00 (removes whole months)",
-            "empty the PLSP log table except the retention window",
-        ),
+        Job("archive_aim", "Job.archive_aim", "move delivered FLP_AIM rows to FLP_AIM_History"),
+        Job("session_purge", "Job.session_purge", "delete expired sessions"),
+        Job("log_cleanup", "Job.log_cleanup", "empty the PLSP log table except the retention window"),
     )
 }
 

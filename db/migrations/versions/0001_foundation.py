@@ -20,6 +20,7 @@ PROCEDURES = [
     ("batch_settings_get", 1),
     ("health_check", 1),
     ("run_batched", 1),
+    ("heartbeat_beat", 1),
 ]
 
 

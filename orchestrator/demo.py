@@ -1,0 +1,74 @@
+"""``flp demo``: the whole system once, on the embedded engines, with nothing configured.
+
+Starts the embedded PostgreSQL in the data folder, recreates the ``flp_demo``
+database, migrates it, seeds a synthetic population, runs every job once and
+prints what each did. It never touches a configured FLP_DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from orchestrator import migrate, seed
+from orchestrator.config import Settings
+from orchestrator.database import Database
+from orchestrator.embedded_db import ensure_database
+from orchestrator.jobs import JOBS, run_job
+
+DEMO_DATABASE = "flp_demo"
+
+
+@dataclass
+class Step:
+    name: str
+    result: str
+    rows: int | None
+    seconds: float
+
+
+def _timed(name: str, action) -> tuple[Step, object]:
+    started = time.perf_counter()
+    value = action()
+    return Step(name, "ok", None, time.perf_counter() - started), value
+
+
+def print_summary(steps: list[Step]) -> None:
+    header = ("step", "result", "rows", "seconds")
+    rows = [(s.name, s.result, "" if s.rows is None else f"{s.rows:,}", f"{s.seconds:.2f}") for s in steps]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    line = "  ".join("-" * w for w in widths)
+    print(line)
+    for i, row in enumerate([header, *rows]):
+        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1])]
+        cells += [row[2].rjust(widths[2]), row[3].rjust(widths[3])]
+        print("  ".join(cells))
+        if i == 0:
+            print(line)
+    print(line)
+
+
+def run(settings: Settings, patients: int, seed_value: int) -> int:
+    print(f"FLP demo: embedded PostgreSQL in {settings.data_dir}, database {DEMO_DATABASE} (recreated)")
+    steps: list[Step] = []
+
+    step, url = _timed("start database", lambda: ensure_database(settings, DEMO_DATABASE, fresh=True))
+    steps.append(step)
+    step, _ = _timed("migrate", lambda: migrate.upgrade(url))
+    steps.append(step)
+    db = Database(url)
+
+    step, counts = _timed("seed", lambda: seed.seed(db, patients=patients, seed=seed_value))
+    step.rows = sum(counts.values())
+    steps.append(step)
+
+    for job in JOBS.values():
+        result = run_job(db, job, triggered_by="demo")
+        steps.append(Step(job.name, result.result, result.rows, result.seconds))
+        if result.error:
+            print(f"{job.name} failed: {result.error}")
+
+    print_summary(steps)
+    db.engine.dispose()
+    failed = [s.name for s in steps if s.result == "failed"]
+    return 1 if failed else 0

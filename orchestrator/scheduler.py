@@ -1,0 +1,104 @@
+"""The orchestrator's timetable: runs every job on its schedule, and beats.
+
+Each job runs in its own thread so a long archive never delays the 10-minute
+session purge; a job still running locally is not started again. Across
+processes the job's database lock decides: several orchestrators (and SQL
+Server Agent / pg_cron as fallback) may all try, exactly one runs it.
+Times are Danish local time, as the jobs' timetable in domain.md is.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable
+
+import schedule
+
+from orchestrator.database import Database
+from orchestrator.jobs import JOBS, Job, run_job
+
+log = logging.getLogger(__name__)
+
+TIMEZONE = "Europe/Copenhagen"
+POLL_INTERVAL = 1.0  # seconds between looks for due jobs
+HEARTBEAT_INTERVAL = 30  # seconds between Ops.Heartbeat updates
+
+# When each job runs. log_cleanup runs nightly: it removes whole months, so on
+# all but the first night of a month its probe finds nothing in milliseconds.
+TIMETABLE: dict[str, Callable[[schedule.Scheduler], schedule.Job]] = {
+    "archive_aim": lambda s: s.every().day.at("00:00", TIMEZONE),
+    "session_purge": lambda s: s.every(10).minutes,
+    "log_cleanup": lambda s: s.every().day.at("01:00", TIMEZONE),
+}
+
+
+class Orchestrator:
+    def __init__(self, db: Database, component: str | None = None) -> None:
+        self.db = db
+        self.host = socket.gethostname()
+        self.component = component or f"orchestrator@{self.host}:{os.getpid()}"
+        self.scheduler = schedule.Scheduler()
+        self.stopping = threading.Event()
+        self._running: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+        for name, when in TIMETABLE.items():
+            when(self.scheduler).do(self.start_job, JOBS[name])
+        self.scheduler.every(HEARTBEAT_INTERVAL).seconds.do(self.beat)
+
+    def start_job(self, job: Job) -> None:
+        """Start ``job`` in a thread unless this process is running it already."""
+        with self._lock:
+            running = self._running.get(job.name)
+            if running is not None and running.is_alive():
+                log.info("job still running here; not started again", extra={"job": job.name})
+                return
+            thread = threading.Thread(target=self._run, args=(job,), name=f"job-{job.name}", daemon=True)
+            self._running[job.name] = thread
+            thread.start()
+
+    def _run(self, job: Job) -> None:
+        try:
+            run_job(self.db, job, triggered_by="orchestrator", host=self.host)
+        except Exception:  # a lost connection must not end the orchestrator
+            log.exception("job could not be started", extra={"job": job.name})
+
+    def beat(self) -> None:
+        try:
+            with self.db.connect() as conn:
+                self.db.call(
+                    conn,
+                    "Job.heartbeat_beat",
+                    {"Component": self.component, "Host": self.host, "ProcessId": os.getpid()},
+                )
+        except Exception:
+            log.exception("heartbeat failed")
+
+    def run_forever(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
+        log.info("orchestrator started", extra={"component": self.component, "jobs": ",".join(TIMETABLE)})
+        self.beat()
+        while not self.stopping.is_set():
+            self.scheduler.run_pending()
+            self.stopping.wait(POLL_INTERVAL)
+        log.info("orchestrator stopping; waiting for running jobs")
+        for thread in list(self._running.values()):
+            thread.join()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+def next_runs() -> dict[str, str]:
+    """Each job's timetable and next run, for ``flp jobs``."""
+    scheduler = schedule.Scheduler()
+    out = {}
+    for name, when in TIMETABLE.items():
+        job = when(scheduler).do(lambda: None)
+        unit = f"{job.interval} {job.unit}" if job.interval != 1 else job.unit.rstrip("s")
+        at = f" at {job.at_time:%H:%M} {TIMEZONE}" if job.at_time else ""
+        out[name] = f"every {unit}{at}; next {job.next_run:%Y-%m-%d %H:%M} host time"
+    return out
