@@ -51,12 +51,22 @@ class Settings:
         return out
 
 
+SECRET_QUERY_KEYS = ("password", "sslpassword")  # libpq accepts passwords in the query string too
+
+
 def mask_url(url: str) -> str:
+    """The URL with every password (user info or query parameter) shown as ``***``."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    query = "&".join(
+        f"{key}=***" if key.lower() in SECRET_QUERY_KEYS else pair
+        for pair in parts.query.split("&")
+        if pair
+        for key in [pair.split("=", 1)[0]]
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> str:

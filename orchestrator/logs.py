@@ -25,8 +25,12 @@ class CprMaskFilter(logging.Filter):
         record.msg = mask_cpr(record.getMessage())
         record.args = None
         for key, value in list(record.__dict__.items()):
-            if key not in _STANDARD_ATTRS and isinstance(value, str):
-                setattr(record, key, mask_cpr(value))
+            if key in _STANDARD_ATTRS or value is None:
+                continue
+            # Lists, numbers and the like are rendered with str() by the formatter.
+            masked = mask_cpr(str(value))
+            if masked != str(value):
+                setattr(record, key, masked)
         return True
 
 

@@ -105,7 +105,10 @@ def _normalise_default(text: str | None) -> str | None:
 
 
 def _parse_mssql_params(rest: str, where: str) -> tuple[Param, ...]:
-    match = re.match(r"(?P<params>.*?)\bAS\s+BEGIN\b", rest, re.IGNORECASE | re.DOTALL)
+    # Procedure options (WITH EXECUTE AS OWNER, WITH RECOMPILE) sit between the parameters and AS.
+    match = re.match(
+        r"(?P<params>.*?)(?:\bWITH\s+[\w\s,=']+?)?\bAS\s+BEGIN\b", rest, re.IGNORECASE | re.DOTALL
+    )
     if not match:
         raise ProcedureFileError(f"{where}: no 'AS BEGIN' after the parameter list")
     params = []

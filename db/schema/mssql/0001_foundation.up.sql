@@ -367,7 +367,7 @@ CREATE TABLE Ops.Heartbeat (
 CREATE TABLE Ops.QueueMessage (
     MessageId bigint IDENTITY (1, 1) NOT NULL,
     QueueName varchar(100) NOT NULL,
-    Body nvarchar(max) NOT NULL,
+    Body nvarchar(MAX) NOT NULL,
     EnqueuedUtc datetime2(3) NOT NULL CONSTRAINT DF_QueueMessage_EnqueuedUtc DEFAULT (SYSUTCDATETIME()),
     VisibleAfterUtc datetime2(3) NOT NULL CONSTRAINT DF_QueueMessage_VisibleAfterUtc DEFAULT (SYSUTCDATETIME()),
     DeliveryCount int NOT NULL CONSTRAINT DF_QueueMessage_DeliveryCount DEFAULT (0),

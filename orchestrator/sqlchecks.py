@@ -1,0 +1,550 @@
+"""Quality gates for the two-engine SQL: parse, lint, twin parity, offline script, released files.
+
+Every check takes paths or text and returns a list of problems, one readable line
+each naming the file (and line) at fault; an empty list means the check passed.
+Tests and CI point them at the real folders, negative tests at temporary ones.
+
+sqlfluff and sqlglot are development tools (the ``dev`` extra), so they are
+imported inside the checks that need them, never when the orchestrator runs.
+sqlglot only *reads* routine headers here; it never rewrites SQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from orchestrator import PROJECT_ROOT, procedures
+
+SQLFLUFF_CONFIG = PROJECT_ROOT / ".sqlfluff"
+TSQL_DIRS = (procedures.PROCEDURES_DIR / "mssql", PROJECT_ROOT / "db" / "schema" / "mssql")
+RELEASED_MANIFEST = procedures.PROCEDURES_DIR / "RELEASED.sha256"
+
+# sqlcmd's batch separator, as db/migrations writes it and sqlcmd reads it.
+GO_LINE = re.compile(r"^[ \t]*GO[ \t]*$", re.MULTILINE | re.IGNORECASE)
+# Statements SQL Server only accepts as the first statement of a batch.
+CREATE_ROUTINE = re.compile(
+    r"\bCREATE\s+(?:OR\s+ALTER\s+)?(?P<kind>PROCEDURE|PROC|FUNCTION|TRIGGER|VIEW)\s+(?P<name>[\w.\[\]\"]+)",
+    re.IGNORECASE,
+)
+ALEMBIC_COMMENT = re.compile(r"^[ \t]*--[ \t]*Running (?:upgrade|downgrade)\b", re.MULTILINE)
+# sqlcmd's default QUOTED_IDENTIFIER is OFF and a procedure keeps the setting it
+# was created with, so the script must set both before any procedure.
+OFFLINE_HEADER = ("SET ANSI_NULLS ON", "SET QUOTED_IDENTIFIER ON")
+MANIFEST_LINE = re.compile(r"^(?P<sha>[0-9a-f]{64}) [ *](?P<path>\S.*)$")  # sha256sum's format
+SNIPPET_CHARS = 40  # how much of an unparsable section a problem quotes
+
+
+# ---------------------------------------------------------------------------
+# sqlfluff: parse and lint (T-SQL)
+# ---------------------------------------------------------------------------
+
+
+@cache
+def _sqlfluff_config():
+    from sqlfluff.core import FluffConfig
+
+    # As extra config the project's rules also apply to files outside the
+    # project (tests' temporary folders), where no .sqlfluff is found.
+    return FluffConfig.from_path(str(PROJECT_ROOT), extra_config_path=str(SQLFLUFF_CONFIG))
+
+
+def _linter():
+    from sqlfluff.core import Linter
+
+    return Linter(config=_sqlfluff_config())
+
+
+def _sql_files(paths: Iterable[Path | str]) -> tuple[set[Path], list[str]]:
+    """The .sql files under ``paths``, and a problem for each path that does not exist."""
+    files, problems = set(), []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files |= {p.resolve() for p in path.rglob("*.sql")}
+        elif path.is_file():
+            files.add(path.resolve())
+        else:
+            problems.append(f"{path}: no such file or folder")
+    return files, problems
+
+
+def _skipped(expected: set[Path], checked: Iterable[str]) -> list[str]:
+    # sqlfluff's API drops a file it skips (size limits) without a word.
+    seen = {Path(p).resolve() for p in checked}
+    return [f"{p}: skipped by sqlfluff, not checked (see .sqlfluff)" for p in sorted(expected - seen)]
+
+
+def unparsable_sections(paths: Iterable[Path | str]) -> list[str]:
+    """``file:line:col`` of every section sqlfluff (T-SQL) cannot parse, in files or folders."""
+    files, problems = _sql_files(paths)
+    linter, checked = _linter(), []
+    for path in sorted(files):
+        for parsed in linter.parse_path(str(path)):
+            checked.append(parsed.fname)
+            if parsed.tree is None:  # not even templated or lexed
+                problems += [
+                    f"{parsed.fname}:{v.line_no}:{v.line_pos}: {v.desc()}" for v in parsed.violations
+                ]
+                continue
+            for segment in parsed.tree.recursive_crawl("unparsable"):
+                line, col = segment.pos_marker.source_position()
+                snippet = segment.raw[:SNIPPET_CHARS]
+                problems.append(f"{parsed.fname}:{line}:{col}: unparsable section starting {snippet!r}")
+    return problems + _skipped(files, checked)
+
+
+def lint_problems(paths: Iterable[Path | str]) -> list[str]:
+    """Every sqlfluff finding in files or folders, in one lint run.
+
+    Unparsable sections are findings too (code PRS), so a clean result also
+    means every file parsed.
+    """
+    files, problems = _sql_files(paths)
+    if not files:
+        return problems
+    result = _linter().lint_paths(tuple(str(p) for p in sorted(files)))
+    checked = []
+    for linted_path in result.paths:
+        for linted in linted_path.files:
+            checked.append(linted.path)
+            for v in sorted(linted.violations, key=lambda v: (v.line_no, v.line_pos)):
+                problems.append(f"{linted.path}:{v.line_no}:{v.line_pos}: {v.rule_code()} {v.desc()}")
+    return problems + _skipped(files, checked)
+
+
+# ---------------------------------------------------------------------------
+# Twin parity: the same routines with the same signatures on both engines
+# ---------------------------------------------------------------------------
+
+# A T-SQL parameter type (sqlglot's name for it) and the PostgreSQL types that
+# may stand for it in the twin.
+TYPE_TWINS = {
+    "INT": {"INT"},
+    "BIGINT": {"BIGINT"},
+    "SMALLINT": {"SMALLINT"},
+    "UTINYINT": {"SMALLINT"},  # tinyint
+    "BIT": {"BOOLEAN"},
+    "VARCHAR": {"VARCHAR", "TEXT"},
+    "NVARCHAR": {"VARCHAR", "TEXT"},
+    "CHAR": {"CHAR", "BPCHAR"},
+    "NCHAR": {"CHAR", "BPCHAR"},
+    "DATETIME2": {"TIMESTAMP"},
+    "DATETIME": {"TIMESTAMP"},
+    "TIMESTAMPTZ": {"TIMESTAMPTZ"},  # datetimeoffset
+    "DATE": {"DATE"},
+    "TIME": {"TIME"},
+    "DECIMAL": {"DECIMAL"},
+    "MONEY": {"DECIMAL"},
+    "FLOAT": {"DOUBLE", "FLOAT"},
+    "UUID": {"UUID"},  # uniqueidentifier
+    "VARBINARY": {"VARBINARY"},  # bytea
+    "XML": {"XML", "TEXT"},
+}
+UNBOUNDED = ("MAX",)  # nvarchar(max): PostgreSQL's twin is text or an unsized varchar
+POSTGRESQL_PREFIX = "p_"  # @JobName in T-SQL is p_JobName in PL/pgSQL
+
+
+@dataclass(frozen=True)
+class SignatureParam:
+    name: str  # as written, without T-SQL's @ (PostgreSQL's p_ stays)
+    output: bool
+    default: str | None  # normalised literal, None when the parameter is required
+    type: str  # sqlglot's type name: INT, NVARCHAR, TIMESTAMP, ...
+    size: tuple[str, ...]  # ('100',), ('9', '3'), ('MAX',) or ()
+
+
+@dataclass(frozen=True)
+class Signature:
+    kind: str  # procedure or function
+    schema: str
+    name: str
+    params: tuple[SignatureParam, ...]
+
+
+def _header(engine: str, text: str) -> str:
+    """The routine header only, closed with a dummy body sqlglot can read.
+
+    sqlglot cannot parse T-SQL bodies (and keeps PL/pgSQL ones opaque), so the
+    header is cut at the token where the body or the routine options start.
+    """
+    import sqlglot
+
+    dialect = "tsql" if engine == "mssql" else "postgres"
+    tokens = sqlglot.tokenize(text, read=dialect)
+    start = next((i for i, t in enumerate(tokens) if t.token_type.name == "CREATE"), None)
+    if start is None:
+        raise ValueError("no CREATE statement")
+    depth = 0
+    for i in range(start, len(tokens)):
+        tok = tokens[i]
+        kind = tok.token_type.name
+        depth += (kind == "L_PAREN") - (kind == "R_PAREN")
+        if engine == "postgresql" and kind == "R_PAREN" and depth == 0:
+            return text[tokens[start].start : tok.end + 1] + " LANGUAGE plpgsql AS $$ $$"
+        if engine == "mssql" and depth == 0:
+            after_parameter = tokens[i - 1].token_type.name == "PARAMETER"
+            returns = kind == "VAR" and tok.text.upper() == "RETURNS" and not after_parameter
+            if kind in ("ALIAS", "WITH", "FOR") or returns:
+                return text[tokens[start].start : tok.start] + " AS SELECT 1"
+    raise ValueError("cannot find the end of the routine header")
+
+
+def _default(expression, type_name: str) -> str | None:
+    from sqlglot import exp
+
+    if expression is None:
+        return None
+    while isinstance(expression, exp.Cast | exp.Paren):
+        expression = expression.this  # 'manual'::varchar is 'manual'
+    if isinstance(expression, exp.National):
+        expression = exp.Literal.string(expression.name)  # N'x' is 'x'
+    if isinstance(expression, exp.Boolean):
+        return "1" if expression.this else "0"  # bit 1 is boolean true
+    text = expression.sql(dialect="postgres")  # string case matters: 'Y' is not 'y'
+    if type_name in ("BIT", "BOOLEAN") and text.lower() in ("'1'", "'true'", "'0'", "'false'"):
+        return "1" if text.lower() in ("'1'", "'true'") else "0"
+    return text
+
+
+def read_signature(engine: str, path: Path) -> Signature:
+    """Read one routine file's signature with sqlglot (header only)."""
+    import sqlglot
+    from sqlglot import exp
+
+    create = sqlglot.parse_one(
+        _header(engine, path.read_text(encoding="utf-8")), read="tsql" if engine == "mssql" else "postgres"
+    )
+    routine = create.this if isinstance(create, exp.Create) else None
+    if not isinstance(routine, exp.StoredProcedure | exp.UserDefinedFunction):
+        raise ValueError("not read as CREATE PROCEDURE or CREATE FUNCTION")
+    params = []
+    for column in routine.expressions:
+        data_type = column.args.get("kind")
+        if not isinstance(data_type, exp.DataType):
+            raise ValueError(f"parameter {column.sql()} has no type")
+        type_name = data_type.this.name
+        size = tuple(p.sql().upper() for p in data_type.expressions)
+        if engine == "mssql":
+            name = column.this.name
+            output = bool(column.args.get("output"))
+            default = _default(column.args.get("default"), type_name)
+        else:
+            name = column.this.name
+            constraints = column.args.get("constraints") or []
+            inout = next((c for c in constraints if isinstance(c, exp.InOutColumnConstraint)), None)
+            output = bool(inout and inout.args.get("output"))
+            default_constraint = next(
+                (
+                    c.args["kind"]
+                    for c in constraints
+                    if isinstance(c.args.get("kind"), exp.DefaultColumnConstraint)
+                ),
+                None,
+            )
+            default = _default(default_constraint.this if default_constraint else None, type_name)
+        params.append(SignatureParam(name, output, default, type_name, size))
+    return Signature(
+        kind=create.args["kind"].lower(),
+        schema=routine.this.db,
+        name=routine.this.name,
+        params=tuple(params),
+    )
+
+
+def _type_problems(where: str, mssql: SignatureParam, postgresql: SignatureParam) -> list[str]:
+    twins = TYPE_TWINS.get(mssql.type)
+    if twins is None:
+        return [
+            f"{where}: no rule for the PostgreSQL twin of T-SQL type {mssql.type}; "
+            "add one to TYPE_TWINS in orchestrator/sqlchecks.py"
+        ]
+    if postgresql.type not in twins:
+        return [
+            f"{where}: type {postgresql.type} is no twin of T-SQL {mssql.type}; "
+            f"use {' or '.join(sorted(twins))}"
+        ]
+    if mssql.size == UNBOUNDED:
+        if postgresql.type != "TEXT" and postgresql.size:
+            return [f"{where}: T-SQL size is MAX, PostgreSQL's is {postgresql.size}: use text"]
+    elif mssql.size and postgresql.size and mssql.size != postgresql.size:
+        return [f"{where}: size {mssql.size} in T-SQL but {postgresql.size} in PostgreSQL"]
+    return []
+
+
+def _reader_problems(engine: str, path: Path, signature: Signature) -> list[str]:
+    """The runtime reads signatures with orchestrator.procedures: it must agree with sqlglot."""
+    try:
+        routine = procedures.parse(engine, path)
+    except procedures.ProcedureFileError as exc:
+        return [str(exc)]
+    expected = [(p.name, p.output, p.default is not None) for p in signature.params]
+    if engine == "postgresql":
+        expected = [(n.removeprefix(POSTGRESQL_PREFIX), o, d) for n, o, d in expected]
+    got = [(p.name, p.output, p.default is not None) for p in routine.params]
+    if got != expected:
+        return [
+            f"{path}: orchestrator.procedures reads the parameters as {got}, sqlglot as {expected} "
+            "(name, output, has default): keep to the layout procedures.py documents"
+        ]
+    return []
+
+
+def _pair_problems(name: str, mssql: Signature, postgresql: Signature) -> list[str]:
+    where = f"{name} (mssql vs postgresql)"
+    problems = []
+    if mssql.kind != postgresql.kind:
+        problems.append(f"{where}: a {mssql.kind} in T-SQL but a {postgresql.kind} in PostgreSQL")
+    if mssql.schema.lower() != postgresql.schema.lower():
+        problems.append(f"{where}: schema {mssql.schema} in T-SQL but {postgresql.schema} in PostgreSQL")
+    if mssql.name.lower() != postgresql.name.lower():
+        problems.append(f"{where}: named {mssql.name} in T-SQL but {postgresql.name} in PostgreSQL")
+    bad_prefix = [p.name for p in postgresql.params if not p.name.startswith(POSTGRESQL_PREFIX)]
+    if bad_prefix:
+        problems.append(f"{where}: PostgreSQL parameters {bad_prefix} must start with {POSTGRESQL_PREFIX}")
+    mssql_names = [p.name for p in mssql.params]
+    postgresql_names = [p.name.removeprefix(POSTGRESQL_PREFIX) for p in postgresql.params]
+    if mssql_names != postgresql_names:
+        problems.append(
+            f"{where}: parameters differ in name or order: T-SQL {mssql_names}, PostgreSQL {postgresql_names}"
+        )
+        return problems  # pairing the rest by position would only repeat this
+    for ms, pg in zip(mssql.params, postgresql.params, strict=True):
+        at = f"{where}, parameter {ms.name}"
+        if ms.output != pg.output:
+            direction = {True: "output", False: "input"}
+            problems.append(f"{at}: {direction[ms.output]} in T-SQL but {direction[pg.output]} in PostgreSQL")
+        if ms.default != pg.default:
+            problems.append(f"{at}: default {ms.default} in T-SQL but {pg.default} in PostgreSQL")
+        problems += _type_problems(at, ms, pg)
+    return problems
+
+
+def parity_problems(mssql_dir: Path, postgresql_dir: Path) -> list[str]:
+    """Every routine file has a twin of the same name on the other engine, with the
+    same kind, schema, name, and parameters (names, order, directions, defaults,
+    compatible types)."""
+    from sqlglot.errors import SqlglotError
+
+    mssql_files = {p.name: p for p in sorted(Path(mssql_dir).glob("*.sql"))}
+    postgresql_files = {p.name: p for p in sorted(Path(postgresql_dir).glob("*.sql"))}
+    problems = [
+        f"{mssql_files[n]}: no twin {Path(postgresql_dir) / n}"
+        for n in mssql_files
+        if n not in postgresql_files
+    ]
+    problems += [
+        f"{postgresql_files[n]}: no twin {Path(mssql_dir) / n}"
+        for n in postgresql_files
+        if n not in mssql_files
+    ]
+    for file_name in sorted(mssql_files.keys() & postgresql_files.keys()):
+        signatures = {}
+        for engine, path in (("mssql", mssql_files[file_name]), ("postgresql", postgresql_files[file_name])):
+            try:
+                signatures[engine] = read_signature(engine, path)
+            except (ValueError, SqlglotError) as exc:
+                problems.append(f"{path}: cannot read the routine header: {exc}")
+                continue
+            problems += _reader_problems(engine, path, signatures[engine])
+        if len(signatures) == 2:
+            problems += _pair_problems(file_name, signatures["mssql"], signatures["postgresql"])
+    return problems
+
+
+# ---------------------------------------------------------------------------
+# The offline script for SQL Server (flp db script --engine mssql)
+# ---------------------------------------------------------------------------
+
+
+def _blank_comments_and_strings(sql: str) -> str:
+    """``sql`` with comments, string literals and quoted names blanked out.
+
+    Offsets and line breaks stay where they were, so a match in the result has
+    the same position in ``sql``; a keyword inside a comment no longer matches.
+    """
+    out = list(sql)
+    i, n = 0, len(sql)
+
+    def blank(start: int, end: int) -> None:
+        for k in range(start, min(end, n)):
+            if out[k] != "\n":
+                out[k] = " "
+
+    while i < n:
+        two = sql[i : i + 2]
+        if two == "--":
+            end = sql.find("\n", i)
+            end = n if end < 0 else end
+            blank(i, end)
+            i = end
+        elif two == "/*":
+            depth, j = 1, i + 2  # T-SQL block comments nest
+            while j < n and depth:
+                if sql.startswith("/*", j):
+                    depth, j = depth + 1, j + 2
+                elif sql.startswith("*/", j):
+                    depth, j = depth - 1, j + 2
+                else:
+                    j += 1
+            blank(i, j)
+            i = j
+        elif sql[i] in "'\"[":
+            close = "]" if sql[i] == "[" else sql[i]
+            j = i + 1
+            while j < n:
+                if sql[j] == close:
+                    if sql[j + 1 : j + 2] == close:  # doubled: an escaped quote
+                        j += 2
+                        continue
+                    break
+                j += 1
+            blank(i + 1, j)
+            i = j + 1
+        else:
+            i += 1
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class Batch:
+    line: int  # 1-based line of the script where the batch starts
+    text: str
+
+
+def batches(script: str) -> tuple[list[Batch], Batch]:
+    """The GO-terminated batches of a script, and whatever follows the last GO."""
+    found, start, line = [], 0, 1
+    for go in GO_LINE.finditer(script):
+        found.append(Batch(line, script[start : go.start()]))
+        line += script.count("\n", start, go.end())
+        start = go.end()
+    return found, Batch(line, script[start:])
+
+
+def _line_of(batch: Batch, offset: int) -> int:
+    return batch.line + batch.text.count("\n", 0, offset)
+
+
+def _header_problems(found: list[Batch]) -> list[str]:
+    first = next((b for b in found if _blank_comments_and_strings(b.text).strip()), None)
+    statements = []
+    if first is not None:
+        code = _blank_comments_and_strings(first.text)
+        statements = [" ".join(s.split()).upper() for s in code.split(";") if s.strip()]
+    if tuple(statements) != OFFLINE_HEADER:
+        return [
+            "line 1: the script must start with the batch "
+            "'SET ANSI_NULLS ON; SET QUOTED_IDENTIFIER ON;' followed by GO"
+        ]
+    return []
+
+
+def _batch_problems(batch: Batch) -> list[str]:
+    code = _blank_comments_and_strings(batch.text)
+    problems = []
+    for match in CREATE_ROUTINE.finditer(code):
+        what = f"CREATE {match['kind'].upper()} {batch.text[match.start('name') : match.end('name')]}"
+        if code[: match.start()].strip():
+            problems.append(
+                f"line {_line_of(batch, match.start())}: {what} is not the first statement of its batch "
+                "(a GO is missing before it)"
+            )
+        elif ALEMBIC_COMMENT.search(batch.text):
+            problems.append(
+                f"line {_line_of(batch, match.start())}: Alembic's '-- Running upgrade' comment is in the "
+                f"batch of {what} and would be stored as part of its text (a GO is missing after it)"
+            )
+    return problems
+
+
+def _source_chunks(path: Path) -> list[str]:
+    # Schema files hold several GO-separated batches; the script has each one.
+    return [c.strip() for c in GO_LINE.split(path.read_text(encoding="utf-8")) if c.strip()]
+
+
+def default_offline_sources() -> list[Path]:
+    """Every SQL Server file an upgrade from empty to head applies."""
+    return sorted((procedures.PROCEDURES_DIR / "mssql").glob("*.sql")) + sorted(
+        (PROJECT_ROOT / "db" / "schema" / "mssql").glob("*.up.sql")
+    )
+
+
+def offline_script_problems(script_text: str, sources: Iterable[Path] | None = None) -> list[str]:
+    """What would make the SQL Server offline script fail or store wrong text under ``sqlcmd -I -b``.
+
+    ``sources`` are the files whose text must appear verbatim (default: every
+    T-SQL procedure file and every schema ``*.up.sql``): a ``:name`` rendered as
+    NULL, or a file no migration applies, shows up here.
+    """
+    found, rest = batches(script_text)
+    problems = _header_problems(found)
+    for batch in found:
+        problems += _batch_problems(batch)
+    if rest.text.strip():
+        first_line = _line_of(rest, len(rest.text) - len(rest.text.lstrip()))
+        problems.append(f"line {first_line}: the last batch does not end with GO")
+        problems += _batch_problems(rest)
+    for path in default_offline_sources() if sources is None else sources:
+        missing = [c for c in _source_chunks(path) if c not in script_text]
+        if missing:
+            first = missing[0].splitlines()[0]
+            problems.append(
+                f"{path}: {len(missing)} part(s) not in the script verbatim, the first starting {first!r} "
+                "(a :name rendered as NULL, or no migration applies the file?)"
+            )
+    return problems
+
+
+# ---------------------------------------------------------------------------
+# Released procedure files never change
+# ---------------------------------------------------------------------------
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def released_changes(procedures_dir: Path, manifest: Path) -> list[str]:
+    """Released files (listed in ``manifest`` as ``sha256  engine/file``) that changed or went.
+
+    A file not listed is unreleased and may still change. A routine is released
+    on both engines at once, so a listed file's twin must be listed too.
+    """
+    procedures_dir = Path(procedures_dir)
+    problems, listed = [], {}
+    for number, line in enumerate(Path(manifest).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = MANIFEST_LINE.match(line.rstrip())
+        if not match:
+            problems.append(f"{manifest}:{number}: not '<sha256>  <engine>/<file>': {line!r}")
+            continue
+        relative = match["path"]
+        if relative in listed:
+            problems.append(
+                f"{manifest}:{number}: {relative} is listed twice (first on line {listed[relative]})"
+            )
+            continue
+        listed[relative] = number
+        path = procedures_dir / relative
+        if not path.is_file():
+            problems.append(f"{path}: released (manifest line {number}) but missing; released files stay")
+        elif sha256_of(path) != match["sha"]:
+            problems.append(
+                f"{path}: released (manifest line {number}) but changed; put the change in a new "
+                "version file <name>.v<N+1>.sql applied by a new migration"
+            )
+    for relative, number in listed.items():
+        engine, _, file_name = relative.partition("/")
+        twin_engine = {"mssql": "postgresql", "postgresql": "mssql"}.get(engine)
+        if twin_engine is None:
+            problems.append(f"{manifest}:{number}: {relative} is not under mssql/ or postgresql/")
+        elif f"{twin_engine}/{file_name}" not in listed:
+            problems.append(
+                f"{manifest}:{number}: {relative} is released but its twin {twin_engine}/{file_name} is not"
+            )
+    return problems
