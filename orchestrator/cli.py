@@ -52,7 +52,11 @@ def cmd_seed(args, settings) -> int:
 
     db = _database(settings)
     migrate.upgrade(db.url)
-    counts = seed.seed(db, patients=args.patients, seed=args.seed)
+    try:
+        counts = seed.seed(db, patients=args.patients, seed=args.seed)
+    except seed.SeedError as exc:
+        print(f"flp seed: {exc}", file=sys.stderr)
+        return 2
     for table, rows in counts.items():
         print(f"{table:<32} {rows:>12,}")
     return 0

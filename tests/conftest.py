@@ -15,8 +15,10 @@ SQL Server: with ``FLP_TEST_MSSQL_URL`` set, every contract test (those using
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 import warnings
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -45,19 +47,23 @@ def libpq_url(url: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory) -> str:
+def pg_server_url() -> str:
     """URL of a PostgreSQL server (its maintenance database)."""
     url = os.environ.get("FLP_TEST_DATABASE_URL")
     if url:
-        return sqlalchemy_url(url)
+        yield sqlalchemy_url(url)
+        return
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             import pgserver
     except ImportError:  # pragma: no cover - dev extra missing
         require_service("PostgreSQL (pgserver not installed, FLP_TEST_DATABASE_URL unset)")
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="delete")
-    return sqlalchemy_url(server.get_uri())
+    # Its own folder, not pytest's tmp tree: pytest prunes old tmp folders, which
+    # can pull the data folder from under a server of another pytest process.
+    server = pgserver.get_server(Path(tempfile.mkdtemp(prefix="flp-test-pg-")), cleanup_mode="delete")
+    yield sqlalchemy_url(server.get_uri())
+    server.cleanup()
 
 
 def admin_connect(server_url: str) -> psycopg.Connection:
