@@ -66,5 +66,6 @@ def setup(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # pgserver narrates every pg_ctl call at INFO; its warnings still show.
-    logging.getLogger("pgserver").setLevel(max(logging.WARNING, root.level))
+    # pgserver and Alembic's plugin loader narrate at INFO; their warnings still show.
+    for noisy in ("pgserver", "alembic.runtime.plugins"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
