@@ -1,0 +1,423 @@
+"""Archive AIM against a single-statement bulk move, on PostgreSQL.
+
+    python -m bench.bench_archive [--rows 1200000 --delivered 1000000]
+
+Loads FLP_AIM (COPY) into a fresh migrated database once; every round clones
+it twice, so both contenders start from the same bytes. Ours: the Archive AIM job with the
+settings below. Baseline: INSERT INTO history SELECT ...; DELETE ...; in one
+transaction. A probe (its own connection, bounded loop) inserts an FLP_AIM row
+and reads a few rows by Id, first on the idle database, then during each move.
+
+Printed per round and as the median over the rounds: throughput ours / bulk
+(target >= 0.5), our longest transaction (the largest Ops.JobRunBatch.DurationMs,
+target <= 250 ms) beside the bulk move's, and the probe's p99 latency during
+each move as a ratio against idle in the same round (target: ours <= 2x idle).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import psycopg
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+from bench.common import Stopwatch, fresh_database, libpq_url, median, percentile, pg_server, report
+from orchestrator.database import Database
+from orchestrator.jobs import JOBS, run_job
+
+DEFAULT_ROWS = 1_200_000
+DEFAULT_DELIVERED = 1_000_000
+SEED = 20240601
+DEFAULT_ROUNDS = 3  # the machines are noisy: each round is ours + bulk on fresh copies
+COPY_CHUNK_ROWS = 100_000
+SPAN_DAYS = 60  # the rows were created over this many days
+DELIVERY_DELAY_HOURS = (1, 48)  # from creation to delivery
+RECENT_SHARE = 0.10  # the newest rows are all still pending or queued
+
+# Our job's settings for the run (per-job rows in Ops.Setting). Small batches
+# (about 5 ms, 1,000 to 2,000 rows) keep each burst of WAL short, so a probe's
+# commit rarely waits behind one; no sleep, so throughput holds. Measured on a
+# 2-core machine: 4,999-row batches with SleepFactor 0.2 gave the same
+# throughput but a probe p99 of 2.2 to 3x idle.
+JOB_SETTINGS = {
+    "RetentionDays": "0",
+    "BatchTargetMs": "5",
+    "BatchSizeStart": "1000",
+    "BatchSizeMin": "200",
+    "BatchSizeMax": "4999",
+    "SleepFactor": "0",
+}
+
+WAL_SEGMENT_MB = 16
+WAL_RECYCLED_MB = 1536  # more than the load and both moves write together
+IDLE_PROBE_SECONDS = 5.0
+PROBE_INTERVAL_SECONDS = 0.005  # pause between probe iterations
+PROBE_MAX_ITERATIONS = 200_000  # bound on the probe loop, whatever happens
+PROBE_READ_IDS = 5
+PROBE_INSERT = "INSERT INTO PLSP.FLP_AIM (ForloebsplanId) VALUES (%s)"
+PROBE_READ = "SELECT Id, Status FROM PLSP.FLP_AIM WHERE Id = ANY(%s)"
+P99 = 0.99
+THROUGHPUT_TARGET = 0.5  # ours / bulk, at least
+LONGEST_TRANSACTION_TARGET_MS = 250
+LATENCY_TARGET = 2.0  # ours p99 / idle p99, at most
+
+# The baseline: one transaction, two statements.
+BULK_INSERT = """
+INSERT INTO PLSP.FLP_AIM_History
+    (Id, ForloebsplanId, Status, CreatedUtc, QueuedUtc, DeliveredUtc, ArchivedUtc)
+SELECT Id, ForloebsplanId, Status, CreatedUtc, QueuedUtc, DeliveredUtc, clock_timestamp() AT TIME ZONE 'UTC'
+FROM PLSP.FLP_AIM
+WHERE Status = 2 AND DeliveredUtc < %(cutoff)s
+"""
+COPY_AIM = "COPY PLSP.FLP_AIM (Id, ForloebsplanId, Status, CreatedUtc, QueuedUtc, DeliveredUtc) FROM STDIN"
+SETTING_UPSERT = """
+INSERT INTO Ops.Setting (JobName, Name, Value, Description) VALUES ('archive_aim', %s, %s, %s)
+ON CONFLICT (JobName, Name) DO UPDATE SET Value = EXCLUDED.Value
+"""
+BULK_DELETE = "DELETE FROM PLSP.FLP_AIM WHERE Status = 2 AND DeliveredUtc < %(cutoff)s"
+
+
+# ------------------------------------------------------------------------------
+# Data
+# ------------------------------------------------------------------------------
+
+
+def generate(rows: int, delivered: int, now: np.datetime64) -> list[str]:
+    """FLP_AIM rows as COPY text lines: the oldest mostly delivered, a few stuck, the newest pending."""
+    rng = np.random.default_rng(SEED)
+    ids = np.arange(1, rows + 1, dtype=np.int64)
+    older = int(rows * (1 - RECENT_SHARE))
+    if delivered > older:
+        raise SystemExit(f"--delivered must be at most {older:,} (the newest {RECENT_SHARE:.0%} are pending)")
+    status = np.zeros(rows, dtype=np.int8)
+    status[rng.choice(older, size=delivered, replace=False)] = 2
+    status[(status == 0) & (rng.random(rows) < 0.5)] = 1  # queued
+    span_ms = SPAN_DAYS * 86_400_000
+    created = now - np.timedelta64(span_ms, "ms") + (ids * span_ms // rows).astype("timedelta64[ms]")
+    queued = created + rng.integers(1, 3_600_000, rows).astype("timedelta64[ms]")
+    lo, hi = (h * 3_600_000 for h in DELIVERY_DELAY_HOURS)
+    delivered_at = queued + rng.integers(lo, hi, rows).astype("timedelta64[ms]")
+    delivered_at = np.minimum(delivered_at, now - np.timedelta64(1, "m"))
+    fmt = np.datetime_as_string
+    created_s, queued_s, delivered_s = (
+        fmt(created, unit="ms"),
+        fmt(queued, unit="ms"),
+        fmt(delivered_at, unit="ms"),
+    )
+    plan = rng.integers(1, rows // 3, rows)
+    lines = []
+    for i in range(rows):
+        s = status[i]
+        q = queued_s[i] if s > 0 else r"\N"
+        d = delivered_s[i] if s == 2 else r"\N"
+        lines.append(f"{ids[i]}\t{plan[i]}\t{s}\t{created_s[i]}\t{q}\t{d}\n")
+    return lines
+
+
+def load(db: Database, lines: list[str]) -> None:
+    with psycopg.connect(libpq_url(db.url), autocommit=True) as conn:
+        with (
+            conn.cursor() as cur,
+            cur.copy(COPY_AIM) as copy,
+        ):
+            for start in range(0, len(lines), COPY_CHUNK_ROWS):
+                copy.write("".join(lines[start : start + COPY_CHUNK_ROWS]))
+        conn.execute("SELECT setval(pg_get_serial_sequence('plsp.flp_aim', 'id'), max(Id)) FROM PLSP.FLP_AIM")
+        conn.execute("VACUUM ANALYZE PLSP.FLP_AIM")
+        conn.execute("CHECKPOINT")
+
+
+@contextlib.contextmanager
+def clone(server_url: str, source: Database, suffix: str) -> Iterator[Database]:
+    """An identical copy of ``source`` (CREATE DATABASE ... TEMPLATE), dropped afterwards."""
+    source.engine.dispose()
+    name = f"{make_url(source.url).database}_{suffix}"
+    with psycopg.connect(libpq_url(server_url), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
+                sql.Identifier(name), sql.Identifier(make_url(source.url).database)
+            )
+        )
+    db = Database(make_url(server_url).set(database=name).render_as_string(hide_password=False))
+    try:
+        yield db
+    finally:
+        db.engine.dispose()
+        with psycopg.connect(libpq_url(server_url), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def recycle_wal(server_url: str) -> bool:
+    """Give a throwaway server the recycled WAL segments a server in service has.
+
+    A fresh cluster creates (and zero-fills) a 16 MB segment every time its
+    WAL grows, stalling every commit for tens of milliseconds; a server in
+    service reuses recycled segments. Both contenders move the same WAL
+    volume, so both get recycled segments, and no checkpoint is forced by WAL
+    volume during a measurement. Only on the throwaway server: never changes a
+    server given by FLP_BENCH_DATABASE_URL.
+    """
+    if os.environ.get("FLP_BENCH_DATABASE_URL"):
+        return False
+    with psycopg.connect(libpq_url(server_url), autocommit=True) as conn:
+        conn.execute(f"ALTER SYSTEM SET min_wal_size = '{WAL_RECYCLED_MB}MB'")
+        conn.execute(f"ALTER SYSTEM SET max_wal_size = '{2 * WAL_RECYCLED_MB}MB'")
+        conn.execute("SELECT pg_reload_conf()")
+        conn.execute("CREATE TABLE public.bench_wal_fill (x integer)")
+        for _ in range(WAL_RECYCLED_MB // WAL_SEGMENT_MB):
+            conn.execute("INSERT INTO public.bench_wal_fill VALUES (1)")
+            conn.execute("SELECT pg_switch_wal()")
+        conn.execute("DROP TABLE public.bench_wal_fill")
+        conn.execute("CHECKPOINT")
+    return True
+
+
+def warm(db: Database) -> None:
+    """Read the table and its key once, so neither contender starts from a cold cache, and
+    flush the file system's dirty pages (the clone's files), so no write-back runs under a
+    measurement."""
+    with psycopg.connect(libpq_url(db.url), autocommit=True) as conn:
+        conn.execute("SELECT count(*), sum(Status) FROM PLSP.FLP_AIM")
+        conn.execute("SELECT count(*) FROM PLSP.FLP_AIM WHERE Id > 0 AND Id % 7 = 3")
+        conn.execute("CHECKPOINT")
+    os.sync()
+
+
+# ------------------------------------------------------------------------------
+# Probe
+# ------------------------------------------------------------------------------
+
+
+class Probe(threading.Thread):
+    """Keeps inserting one FLP_AIM row and reading a few by Id; records each round's latency."""
+
+    def __init__(self, db: Database, max_id: int) -> None:
+        super().__init__(daemon=True)
+        self.url, self.max_id = libpq_url(db.url), max_id
+        self.stop = threading.Event()
+        self.latencies_ms: list[float] = []
+
+    def run(self) -> None:
+        rng = random.Random(SEED)
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            for _ in range(PROBE_MAX_ITERATIONS):
+                if self.stop.is_set():
+                    break
+                ids = [rng.randint(1, self.max_id) for _ in range(PROBE_READ_IDS)]
+                started = time.perf_counter()
+                conn.execute(PROBE_INSERT, (rng.randint(1, 99_999),))
+                conn.execute(PROBE_READ, (ids,)).fetchall()
+                self.latencies_ms.append((time.perf_counter() - started) * 1000)
+                time.sleep(PROBE_INTERVAL_SECONDS)
+
+    def __enter__(self) -> Probe:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.join()
+
+
+def probe_idle(db: Database, max_id: int) -> list[float]:
+    with Probe(db, max_id) as probe:
+        time.sleep(IDLE_PROBE_SECONDS)
+    return probe.latencies_ms
+
+
+# ------------------------------------------------------------------------------
+# The two contenders
+# ------------------------------------------------------------------------------
+
+
+def run_ours(db: Database, max_id: int, settings: dict[str, str]) -> dict:
+    with psycopg.connect(libpq_url(db.url), autocommit=True) as conn:
+        for name, value in settings.items():
+            conn.execute(SETTING_UPSERT, (name, value, "bench_archive"))
+    with Probe(db, max_id) as probe:
+        result = run_job(db, JOBS["archive_aim"], triggered_by="test")
+    if result.result != "succeeded":
+        raise SystemExit(f"archive_aim did not succeed: {result}")
+    with psycopg.connect(libpq_url(db.url), autocommit=True) as conn:
+        batches, longest_ms, median_ms = conn.execute(
+            "SELECT count(*), max(DurationMs), percentile_cont(0.5) WITHIN GROUP (ORDER BY DurationMs) "
+            "FROM Ops.JobRunBatch WHERE JobRunId = %s",
+            (result.job_run_id,),
+        ).fetchone()
+    return {
+        "rows": result.rows,
+        "seconds": result.seconds,
+        "batches": batches,
+        "longest_ms": longest_ms,
+        "median_batch_ms": median_ms,
+        "latencies": probe.latencies_ms,
+    }
+
+
+def run_bulk(db: Database, max_id: int) -> dict:
+    with psycopg.connect(libpq_url(db.url)) as conn, Probe(db, max_id) as probe:
+        cutoff = conn.execute("SELECT (now() AT TIME ZONE 'UTC')::timestamp(3)").fetchone()[0]
+        conn.commit()
+        with Stopwatch() as watch:
+            conn.execute(BULK_INSERT, {"cutoff": cutoff})
+            rows = conn.execute(BULK_DELETE, {"cutoff": cutoff}).rowcount
+            conn.commit()
+    return {"rows": rows, "seconds": watch.seconds, "latencies": probe.latencies_ms}
+
+
+# ------------------------------------------------------------------------------
+# Main
+# ------------------------------------------------------------------------------
+
+
+def spread(latencies_ms: list[float]) -> str:
+    cuts = ", ".join(f"p{round(f * 100)} {percentile(latencies_ms, f):.2f}" for f in (0.5, 0.9, 0.99))
+    return f"{len(latencies_ms)} rounds, {cuts}, max {max(latencies_ms):.2f} ms"
+
+
+def verdict(ok: bool) -> str:
+    return "meets target" if ok else "MISSES target"
+
+
+def one_round(server: str, template: Database, rows: int, settings: dict[str, str], n: int) -> dict:
+    """Ours and the bulk move, each on its own fresh copy of the loaded data, with an idle probe first."""
+    with clone(server, template, f"ours{n}") as ours_db, clone(server, template, f"bulk{n}") as bulk_db:
+        warm(ours_db)
+        idle = probe_idle(ours_db, rows)
+        ours = run_ours(ours_db, rows, settings)
+        warm(bulk_db)
+        bulk = run_bulk(bulk_db, rows)
+    if ours["rows"] != bulk["rows"]:
+        raise SystemExit(f"round {n}: rows moved differ: ours {ours['rows']:,}, bulk {bulk['rows']:,}")
+    idle_p99 = percentile(idle, P99)
+    figures = {
+        "rows": ours["rows"],
+        "ours_rate": ours["rows"] / ours["seconds"],
+        "bulk_rate": bulk["rows"] / bulk["seconds"],
+        "longest_ms": ours["longest_ms"],
+        "bulk_ms": bulk["seconds"] * 1000,
+        "idle_p99": idle_p99,
+        "ours_p99": percentile(ours["latencies"], P99),
+        "bulk_p99": percentile(bulk["latencies"], P99),
+    }
+    print(
+        f"round {n}: ours {ours['rows']:,} rows in {ours['seconds']:.1f} s, {ours['batches']} batches "
+        f"(median {ours['median_batch_ms']:.0f} ms, longest {ours['longest_ms']} ms); "
+        f"bulk {bulk['rows']:,} rows in {bulk['seconds']:.1f} s"
+    )
+    for phase, values in (("idle", idle), ("ours", ours["latencies"]), ("bulk", bulk["latencies"])):
+        print(f"  probe during {phase}: {spread(values)}")
+    print(
+        f"  throughput ours/bulk {figures['ours_rate'] / figures['bulk_rate']:.2f}, "
+        f"probe p99 ours/idle {figures['ours_p99'] / idle_p99:.2f}, "
+        f"bulk/idle {figures['bulk_p99'] / idle_p99:.2f}"
+    )
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS)
+    parser.add_argument("--delivered", type=int, default=DEFAULT_DELIVERED)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=DEFAULT_ROUNDS,
+        help="repeat ours + bulk this often; medians are reported",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override one of our job settings (e.g. --set SleepFactor=0.5); repeatable",
+    )
+    args = parser.parse_args(argv)
+    settings = dict(JOB_SETTINGS)
+    for item in args.set:
+        name, _, value = item.partition("=")
+        if name not in settings:
+            parser.error(f"--set {item}: not one of {', '.join(settings)}")
+        settings[name] = value
+
+    print(
+        f"bench_archive: {args.rows:,} FLP_AIM rows, {args.delivered:,} delivered; "
+        f"PostgreSQL; {args.rounds} rounds"
+    )
+    print("our settings (per-job Ops.Setting rows): " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+    now = np.datetime64(time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()), "ms")
+    with Stopwatch() as gen:
+        lines = generate(args.rows, args.delivered, now)
+    with pg_server() as server, fresh_database(server) as template:
+        with Stopwatch() as preparing:
+            recycled = recycle_wal(server)
+        if recycled:
+            print(f"server: {WAL_RECYCLED_MB} MB of recycled WAL segments ({preparing.seconds:.1f} s)")
+        with Stopwatch() as loading:
+            load(template, lines)
+        del lines
+        print(f"generated in {gen.seconds:.1f} s, loaded (COPY, VACUUM ANALYZE) in {loading.seconds:.1f} s")
+        rounds = [one_round(server, template, args.rows, settings, n) for n in range(1, args.rounds + 1)]
+
+    if any(r["rows"] != args.delivered for r in rounds):
+        raise SystemExit(f"rows moved: {[r['rows'] for r in rounds]}, expected {args.delivered:,} each")
+
+    def mid(key: str) -> float:
+        return median([r[key] for r in rounds])
+
+    throughput = median([r["ours_rate"] / r["bulk_rate"] for r in rounds])
+    latency = median([r["ours_p99"] / r["idle_p99"] for r in rounds])
+    bulk_latency = median([r["bulk_p99"] / r["idle_p99"] for r in rounds])
+    longest = max(r["longest_ms"] for r in rounds)
+    report(
+        f"Archive AIM vs bulk move, median of {len(rounds)} rounds (ratio = ours / baseline)",
+        [
+            (
+                "throughput, rows/s",
+                f"{mid('ours_rate'):,.0f}",
+                f"{mid('bulk_rate'):,.0f} (bulk)",
+                f"{throughput:.2f}",
+            ),
+            (
+                "longest transaction, ms",
+                f"{longest} (max)",
+                f"{mid('bulk_ms'):,.0f} (bulk)",
+                f"{longest / mid('bulk_ms'):.3f}",
+            ),
+            (
+                "probe p99 during ours, ms",
+                f"{mid('ours_p99'):.2f}",
+                f"{mid('idle_p99'):.2f} (idle)",
+                f"{latency:.2f}",
+            ),
+            (
+                "probe p99 during bulk, ms",
+                f"{mid('bulk_p99'):.2f}",
+                f"{mid('idle_p99'):.2f} (idle)",
+                f"{bulk_latency:.2f}",
+            ),
+        ],
+    )
+    print()
+    throughput_ok = throughput >= THROUGHPUT_TARGET
+    longest_ok = longest <= LONGEST_TRANSACTION_TARGET_MS
+    latency_ok = latency <= LATENCY_TARGET
+    print(f"throughput ours/bulk {throughput:.2f} (target >= {THROUGHPUT_TARGET}): {verdict(throughput_ok)}")
+    print(
+        f"longest transaction {longest} ms "
+        f"(target <= {LONGEST_TRANSACTION_TARGET_MS} ms): {verdict(longest_ok)}"
+    )
+    print(f"probe p99 ours/idle {latency:.2f} (target <= {LATENCY_TARGET}): {verdict(latency_ok)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,576 @@
+"""Archive AIM: delivered FLP_AIM rows move to FLP_AIM_History, nothing else, never half.
+
+The helpers at the top are shared with tests/test_batch_engine.py, which tests
+the batch engine (Job.run_batched) through this job.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from orchestrator import PROJECT_ROOT, migrate
+from orchestrator.jobs import JOBS, JobResult, run_job
+from tests.conftest import libpq_url
+from tests.helpers import execute, fetch_all, fetch_one, scalar
+
+JOB = JOBS["archive_aim"]
+AIM_COLUMNS = "Id, ForloebsplanId, Status, CreatedUtc, QueuedUtc, DeliveredUtc"
+RETENTION_DAYS = 7
+BATCH_OUT = ("Position", "Rows", "Done", "Note")
+LOCK_WAIT_SECONDS = 10  # longest a test waits for a job to reach a state
+POLL_SECONDS = 0.005
+# The job's session-level lock, as Job.job_run_start takes it.
+# The calls docs/jobs/archive_aim.md shows, verbatim.
+DOCUMENTED_PSQL_DRY_RUN = (
+    "CALL job.archive_aim(p_Execute => 'N', p_JobRunId => NULL, p_Result => NULL, p_RowsAffected => NULL);"
+)
+DOCUMENTED_PSQL_RUN = (
+    "CALL job.archive_aim(p_Execute => 'Y', p_TimeLimitSeconds => 600, p_TriggeredBy => 'manual');"
+)
+COPY_TO_HISTORY = (
+    f"INSERT INTO PLSP.FLP_AIM_History ({AIM_COLUMNS}) SELECT {AIM_COLUMNS} FROM PLSP.FLP_AIM WHERE Id = ?"
+)
+JOB_LOCK_FILTER = """
+    l.locktype = 'advisory' AND l.granted
+    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended('flp-job:archive_aim', 0)
+"""
+
+# Row kinds: (Status, age of QueuedUtc in days, age of DeliveredUtc in days; None = NULL).
+PENDING = (0, None, None)
+QUEUED = (1, 3, None)
+DELIVERED_OLD = (2, RETENTION_DAYS + 3, RETENTION_DAYS + 2)
+DELIVERED_YOUNG = (2, 2, 1)
+DELIVERED_UNDATED = (2, 3, None)  # delivered without a time: never old enough
+MIX = (PENDING, QUEUED, DELIVERED_OLD, DELIVERED_YOUNG, DELIVERED_OLD, DELIVERED_UNDATED)
+
+
+def utc_now() -> datetime:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def load_aim(db, count: int, kinds=MIX) -> int:
+    """Insert ``count`` FLP_AIM rows cycling through ``kinds``; return how many may go."""
+    now = utc_now()
+    rows = []
+    for i in range(count):
+        status, queued_days, delivered_days = kinds[i % len(kinds)]
+        rows.append(
+            (
+                1000 + i,
+                status,
+                now - timedelta(days=30),
+                None if queued_days is None else now - timedelta(days=queued_days),
+                None if delivered_days is None else now - timedelta(days=delivered_days),
+            )
+        )
+    sql = (
+        "INSERT INTO PLSP.FLP_AIM (ForloebsplanId, Status, CreatedUtc, QueuedUtc, DeliveredUtc) "
+        "VALUES (?, ?, ?, ?, ?)"
+    )
+    with db.connect() as conn:
+        cur = conn.cursor()
+        try:
+            cur.executemany(sql.replace("?", "%s") if db.kind == "postgresql" else sql, rows)
+        finally:
+            cur.close()
+    return sum(1 for i in range(count) if kinds[i % len(kinds)] == DELIVERED_OLD)
+
+
+def aim_rows(db, table: str = "PLSP.FLP_AIM") -> dict[int, tuple]:
+    return {r[0]: r for r in fetch_all(db, f"SELECT {AIM_COLUMNS} FROM {table} ORDER BY Id")}
+
+
+def may_go(rows: dict[int, tuple], now: datetime, retention_days: int = RETENTION_DAYS) -> set[int]:
+    cutoff = now - timedelta(days=retention_days)
+    return {i for i, r in rows.items() if r[2] == 2 and r[5] is not None and r[5] < cutoff}
+
+
+def set_setting(db, name: str, value: str, job: str = "archive_aim") -> None:
+    execute(db, "DELETE FROM Ops.Setting WHERE JobName = ? AND Name = ?", (job, name))
+    execute(
+        db,
+        "INSERT INTO Ops.Setting (JobName, Name, Value, Description) VALUES (?, ?, ?, ?)",
+        (job, name, value, "set by a test"),
+    )
+
+
+def set_settings(db, **values) -> None:
+    for name, value in values.items():
+        set_setting(db, name, str(value))
+
+
+def slow_down_batches(db, ms: int) -> None:
+    """Make every moving statement take at least ``ms`` more (a slow disk, as seen by the job).
+
+    A statement trigger in the test's own database; the dry-run count is not slowed.
+    """
+    execute(
+        db,
+        f"""CREATE FUNCTION public.test_slow_batch() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_sleep({ms / 1000});
+            RETURN NULL;
+        END
+        $$;
+        CREATE TRIGGER test_slow_batch AFTER DELETE ON PLSP.FLP_AIM
+            FOR EACH STATEMENT EXECUTE FUNCTION public.test_slow_batch();""",
+    )
+
+
+def run(db, **kwargs) -> JobResult:
+    return run_job(db, JOB, triggered_by="test", **kwargs)
+
+
+def assert_conserved(db, original: dict[int, tuple]) -> tuple[set[int], set[int]]:
+    """Hot table + history hold exactly the original rows, each once; return both id sets."""
+    hot = aim_rows(db)
+    history = aim_rows(db, "PLSP.FLP_AIM_History")
+    assert not hot.keys() & history.keys(), "a row is in both tables"
+    assert {**hot, **history} == original, "a row was lost, added or changed"
+    return set(hot), set(history)
+
+
+class JobThread(threading.Thread):
+    """Runs the job on its own connection; keeps the result or the exception."""
+
+    def __init__(self, db, **kwargs) -> None:
+        super().__init__(daemon=True)
+        self.db, self.kwargs = db, kwargs
+        self.result: JobResult | None = None
+        self.error: Exception | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = run(self.db, **self.kwargs)
+        except Exception as exc:  # a terminated backend surfaces here
+            self.error = exc
+
+
+def kill_context(error: BaseException | None) -> str:
+    """Where a terminated run was: the server's error context (innermost statement first)."""
+    while error is not None and not isinstance(error, psycopg.errors.AdminShutdown):
+        error = error.__context__
+    return error.diag.context if error is not None and error.diag.context else "between statements"
+
+
+def admin(db) -> psycopg.Connection:
+    return psycopg.connect(libpq_url(db.url), autocommit=True)
+
+
+def wait_for(predicate, what: str, seconds: float = LOCK_WAIT_SECONDS) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(POLL_SECONDS)
+
+
+def job_backend_pid(conn: psycopg.Connection) -> int | None:
+    row = conn.execute(f"SELECT l.pid FROM pg_locks AS l WHERE {JOB_LOCK_FILTER}").fetchone()
+    return None if row is None else row[0]
+
+
+def batches(db, run_id: int) -> list[tuple]:
+    return fetch_all(
+        db,
+        "SELECT BatchNo, DurationMs, BatchSize, RowsAffected, Note FROM Ops.JobRunBatch "
+        "WHERE JobRunId = ? ORDER BY BatchNo",
+        (run_id,),
+    )
+
+
+# ------------------------------------------------------------------------------
+# What moves
+# ------------------------------------------------------------------------------
+
+
+def test_moves_exactly_the_delivered_rows_older_than_the_retention(contract_db):
+    db = contract_db
+    set_setting(db, "RetentionDays", str(RETENTION_DAYS))
+    expected = load_aim(db, 60)
+    original = aim_rows(db)
+    go = may_go(original, utc_now())
+    assert len(go) == expected == 20
+
+    result = run(db)
+
+    assert (result.result, result.rows) == ("succeeded", expected)
+    hot, history = assert_conserved(db, original)
+    assert history == go
+    assert {original[i][2] for i in hot} == {0, 1, 2}  # pending, queued, young or undated stay
+    archived = fetch_all(db, "SELECT ArchivedUtc FROM PLSP.FLP_AIM_History")
+    assert all(a is not None for (a,) in archived)
+    run_row = "SELECT Status, RowsAffected FROM Ops.JobRun WHERE JobRunId = ?"
+    assert fetch_one(db, run_row, (result.job_run_id,)) == ("succeeded", expected)
+
+
+def test_retention_zero_moves_every_delivered_row_with_a_time(db):
+    set_setting(db, "RetentionDays", "0")
+    load_aim(db, 60)
+    original = aim_rows(db)
+
+    result = run(db)
+
+    _, history = assert_conserved(db, original)
+    assert history == {i for i, r in original.items() if r[2] == 2 and r[5] is not None}
+    assert result.rows == len(history) == 30
+
+
+def test_dry_run_writes_nothing_and_counts_what_a_real_run_then_moves(contract_db):
+    db = contract_db
+    set_setting(db, "RetentionDays", str(RETENTION_DAYS))
+    set_settings(db, BatchSizeStart=7, BatchSizeMin=5)  # several batches
+    expected = load_aim(db, 90)
+    original = aim_rows(db)
+
+    dry = run(db, execute=False)
+
+    assert (dry.result, dry.rows, dry.job_run_id) == ("dry_run", expected, None)
+    assert aim_rows(db) == original
+    assert scalar(db, "SELECT count(*) FROM PLSP.FLP_AIM_History") == 0
+    assert scalar(db, "SELECT count(*) FROM Ops.JobRun") == 0
+    assert scalar(db, "SELECT count(*) FROM Ops.JobRunBatch") == 0
+
+    real = run(db)
+
+    assert (real.result, real.rows) == ("succeeded", dry.rows)
+
+
+def test_nothing_to_do_costs_milliseconds_and_says_so(contract_db):
+    db = contract_db
+    load_aim(db, 300, kinds=(PENDING, QUEUED, DELIVERED_YOUNG))
+    set_setting(db, "RetentionDays", str(RETENTION_DAYS))
+
+    result = run(db)
+
+    assert (result.result, result.rows) == ("succeeded", 0)
+    assert result.seconds < 0.5  # connection included
+    message, started, ended = fetch_one(
+        db, "SELECT Message, StartedUtc, EndedUtc FROM Ops.JobRun WHERE JobRunId = ?", (result.job_run_id,)
+    )
+    assert message == "0 batches; nothing to do"
+    assert (ended - started) < timedelta(milliseconds=100)
+    assert scalar(db, "SELECT count(*) FROM Ops.JobRunBatch") == 0
+
+
+def test_documented_psql_calls_work(db):
+    doc = (PROJECT_ROOT / "docs" / "jobs" / "archive_aim.md").read_text(encoding="utf-8")
+    assert DOCUMENTED_PSQL_DRY_RUN in doc and DOCUMENTED_PSQL_RUN in doc
+    load_aim(db, 12)
+    with db.connect() as conn:
+        dry = conn.execute(DOCUMENTED_PSQL_DRY_RUN).fetchone()
+        real = conn.execute(DOCUMENTED_PSQL_RUN).fetchone()
+    assert dry == (None, "dry_run", 6)
+    assert real == (1, "succeeded", 6)
+    assert scalar(db, "SELECT TriggeredBy FROM Ops.JobRun WHERE JobRunId = 1") == "manual"
+
+
+# ------------------------------------------------------------------------------
+# The batch procedure's contract
+# ------------------------------------------------------------------------------
+
+
+def call_batch(db, conn, size: int, execute_flag: str, position: int | None) -> dict:
+    params = {"BatchSize": size, "Execute": execute_flag}
+    if db.kind == "postgresql":
+        with conn.cursor() as cur:
+            cur.execute(
+                "CALL Job.archive_aim_batch(p_BatchSize => %s, p_Execute => %s, p_Position => %s)",
+                (size, execute_flag, position),
+            )
+            return dict(zip(BATCH_OUT, cur.fetchone(), strict=True))
+    cur = conn.cursor()
+    try:
+        cur.execute(
+            "SET NOCOUNT ON; DECLARE @p bigint = ?, @r int, @d bit, @n nvarchar(400); "
+            "EXEC Job.archive_aim_batch @BatchSize = ?, @Execute = ?, @Position = @p OUTPUT, "
+            "@Rows = @r OUTPUT, @Done = @d OUTPUT, @Note = @n OUTPUT; SELECT @p, @r, @d, @n;",
+            (position, *params.values()),
+        )
+        return dict(zip(BATCH_OUT, cur.fetchone(), strict=True))
+    finally:
+        cur.close()
+
+
+def test_batch_walks_the_key_upward_and_says_when_it_is_done(contract_db):
+    db = contract_db
+    set_setting(db, "RetentionDays", str(RETENTION_DAYS))
+    load_aim(db, 30)  # ten rows may go
+    go = sorted(may_go(aim_rows(db), utc_now()))
+    with db.connect() as conn:
+        counted = call_batch(db, conn, 4, "N", None)
+        assert (counted["Position"], counted["Rows"], bool(counted["Done"])) == (go[3], 4, False)
+        assert counted["Note"] == f"Id 1..{go[3]}: would move 4"
+        assert scalar(db, "SELECT count(*) FROM PLSP.FLP_AIM_History") == 0
+
+        first = call_batch(db, conn, 4, "Y", None)
+        assert (first["Position"], first["Rows"], bool(first["Done"])) == (go[3], 4, False)
+        second = call_batch(db, conn, 4, "Y", first["Position"])
+        assert (second["Position"], second["Rows"], bool(second["Done"])) == (go[7], 4, False)
+        last = call_batch(db, conn, 4, "Y", second["Position"])
+        assert (last["Position"], last["Rows"], bool(last["Done"])) == (go[9], 2, True)
+        after = call_batch(db, conn, 4, "Y", last["Position"])
+        assert (after["Position"], after["Rows"], bool(after["Done"])) == (go[9], 0, True)
+        assert after["Note"] == f"no rows to move after Id {go[9]}"
+    assert sorted(aim_rows(db, "PLSP.FLP_AIM_History")) == go
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"BatchSize": 0, "Execute": "Y"}, "BatchSize"),
+        ({"BatchSize": 5000, "Execute": "Y"}, "BatchSize"),
+        ({"BatchSize": 10, "Execute": "X"}, "Execute"),
+        ({"BatchSize": 10, "Execute": "Y", "Position": -1}, "Position"),
+    ],
+)
+def test_batch_refuses_bad_parameters_naming_them(contract_db, params, named):
+    db = contract_db
+    load_aim(db, 12)
+    outputs = tuple(o for o in BATCH_OUT if o not in params)
+    with db.connect() as conn, pytest.raises(Exception, match=named):
+        db.call(conn, "Job.archive_aim_batch", params, outputs)
+    assert scalar(db, "SELECT count(*) FROM PLSP.FLP_AIM_History") == 0
+
+
+@pytest.mark.parametrize("value", ["-1", "seven", "", "99999"])
+def test_malformed_retention_stops_the_job_naming_the_setting(contract_db, value):
+    db = contract_db
+    load_aim(db, 12)
+    set_setting(db, "RetentionDays", value)
+
+    result = run(db)
+
+    assert result.result == "failed"
+    assert "RetentionDays" in result.error
+    assert scalar(db, "SELECT count(*) FROM PLSP.FLP_AIM_History") == 0
+    assert fetch_one(db, "SELECT Status FROM Ops.JobRun") == ("failed",)
+    set_setting(db, "RetentionDays", "0")
+    assert run(db).result == "succeeded"  # the lock was freed
+
+
+# ------------------------------------------------------------------------------
+# Concurrency
+# ------------------------------------------------------------------------------
+
+
+def test_second_concurrent_run_is_refused_with_already_running(db):
+    set_setting(db, "RetentionDays", str(RETENTION_DAYS))
+    expected = load_aim(db, 600)
+    set_settings(db, BatchSizeStart=20, BatchSizeMin=20, BatchSizeMax=20, SleepFactor=5)
+    slow_down_batches(db, 20)  # a run takes 10 batches of at least 120 ms
+    first = JobThread(db)
+    with admin(db) as conn:
+        first.start()
+        wait_for(lambda: job_backend_pid(conn) is not None, "the first run to take the lock")
+
+        second = run(db)
+
+        assert second.result == "already_running"
+        status = "SELECT Status FROM Ops.JobRun WHERE JobRunId = ?"
+        assert scalar(db, status, (second.job_run_id,)) == "skipped"
+        set_settings(db, SleepFactor=0, BatchSizeMax=4000)
+        first.join(LOCK_WAIT_SECONDS)
+    assert first.error is None
+    assert (first.result.result, first.result.rows) == ("succeeded", expected)
+
+
+def test_rows_locked_by_another_session_are_skipped_not_waited_for_nor_moved_half(db):
+    set_setting(db, "RetentionDays", str(RETENTION_DAYS))
+    load_aim(db, 30)
+    original = aim_rows(db)
+    go = sorted(may_go(original, utc_now()))
+    requeued = go[0]  # the fetcher takes a delivered row back: Status 1, no delivery time
+    queued = min(i for i, r in original.items() if r[2] == 1)  # and delivers a queued one
+    old = utc_now() - timedelta(days=RETENTION_DAYS + 5)
+    with admin(db) as fetcher:
+        fetcher.execute("BEGIN")
+        fetcher.execute("UPDATE PLSP.FLP_AIM SET Status = 1, DeliveredUtc = NULL WHERE Id = %s", (requeued,))
+        fetcher.execute("UPDATE PLSP.FLP_AIM SET Status = 2, DeliveredUtc = %s WHERE Id = %s", (old, queued))
+
+        result = run(db)  # must not wait for the fetcher
+
+        assert (result.result, result.rows) == ("succeeded", len(go) - 1)
+        assert result.seconds < 2
+        fetcher.execute("COMMIT")
+    history = aim_rows(db, "PLSP.FLP_AIM_History")
+    assert requeued not in history and queued not in history
+    notes = [b[4] for b in batches(db, result.job_run_id)]
+    assert any("left for the next run" in n for n in notes), notes
+
+    again = run(db)
+
+    assert again.rows == 1
+    hot = aim_rows(db)
+    assert hot[requeued][2:] == (1, original[requeued][3], original[requeued][4], None)
+    assert queued in aim_rows(db, "PLSP.FLP_AIM_History")
+
+
+# ------------------------------------------------------------------------------
+# Crashes: a row is in exactly one table at every moment
+# ------------------------------------------------------------------------------
+
+
+def test_row_already_in_history_is_never_duplicated_the_batch_rolls_back_whole(db):
+    load_aim(db, 30)
+    original = aim_rows(db)
+    go = sorted(may_go(original, utc_now(), 0))
+    execute(db, COPY_TO_HISTORY, (go[2],))
+
+    result = run(db)
+
+    assert result.result == "failed"
+    assert "pk_flp_aim_history" in result.error.lower()
+    assert aim_rows(db) == original  # the batch that met the copy moved nothing
+    assert scalar(db, "SELECT count(*) FROM PLSP.FLP_AIM_History") == 1
+    assert fetch_one(db, "SELECT Status FROM Ops.JobRun") == ("failed",)
+
+
+def test_killed_inside_a_batch_transaction_loses_and_duplicates_nothing(db):
+    load_aim(db, 300)
+    original = aim_rows(db)
+    go = sorted(may_go(original, utc_now(), 0))
+    # The batch stops in the middle of its moving statement, at the fifth row:
+    # four rows are gone from the hot table in its open transaction.
+    execute(
+        db,
+        f"""CREATE FUNCTION public.test_stall() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF OLD.Id = {go[4]} THEN
+                PERFORM pg_sleep(60);
+            END IF;
+            RETURN OLD;
+        END
+        $$;
+        CREATE TRIGGER test_stall BEFORE DELETE ON PLSP.FLP_AIM
+            FOR EACH ROW EXECUTE FUNCTION public.test_stall();""",
+    )
+    with admin(db) as conn:
+        job = JobThread(db)
+        job.start()
+        wait_for(
+            lambda: (
+                conn.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event = 'PgSleep' AND query LIKE 'CALL Job.archive_aim(%'"
+                ).fetchone()
+                is not None
+            ),
+            "the batch to stall inside its transaction",
+        )
+        assert_conserved(db, original)  # what others see while the batch is open
+
+        assert conn.execute("SELECT pg_terminate_backend(%s, 5000)", (job_backend_pid(conn),)).fetchone()[0]
+        job.join(LOCK_WAIT_SECONDS)
+        conn.execute("DROP TRIGGER test_stall ON PLSP.FLP_AIM")
+    assert job.error is not None
+    assert aim_rows(db) == original
+
+    final = run(db)
+
+    assert (final.result, final.rows) == ("succeeded", len(go))
+    _, history = assert_conserved(db, original)
+    assert history == set(go)
+    assert [s for (s,) in fetch_all(db, "SELECT Status FROM Ops.JobRun ORDER BY JobRunId")] == [
+        "abandoned",
+        "succeeded",
+    ]
+
+
+KILLS = 10
+KILLS_IN_MOVE = 3  # of them at least this many inside the moving statement itself
+MOVE_STATEMENT = "WITH moved AS"
+KILL_ATTEMPTS = 40
+KILL_DELAY_SECONDS = (0.0, 0.02)  # after the run took its lock; a whole run takes about 0.5 s
+
+
+def test_killed_at_random_points_loses_and_duplicates_nothing(db):
+    # SleepFactor 0: the run is always inside the database (settings, health
+    # check, batch, batch log), so a kill lands anywhere in it; the moving
+    # statement, made 2 ms slower, takes about half of the time.
+    load_aim(db, 6000, kinds=(PENDING, DELIVERED_OLD, QUEUED, DELIVERED_OLD, DELIVERED_YOUNG, DELIVERED_OLD))
+    set_setting(db, "RetentionDays", str(RETENTION_DAYS))
+    set_settings(db, BatchSizeStart=30, BatchSizeMin=10, BatchSizeMax=30, SleepFactor=0)
+    slow_down_batches(db, 2)
+    original = aim_rows(db)
+    go = may_go(original, utc_now())
+    rng = random.Random(20240601)
+    kills, where = 0, []
+    with admin(db) as conn:
+        for _ in range(KILL_ATTEMPTS):
+            job = JobThread(db)
+            job.start()
+            deadline = time.monotonic() + LOCK_WAIT_SECONDS
+            while job_backend_pid(conn) is None and job.is_alive() and time.monotonic() < deadline:
+                pass  # poll without sleeping: the run moves fast
+            time.sleep(rng.uniform(*KILL_DELAY_SECONDS))
+            killed = conn.execute(
+                f"SELECT pg_terminate_backend(l.pid, 5000) FROM pg_locks AS l WHERE {JOB_LOCK_FILTER}"
+            ).fetchone()
+            job.join(LOCK_WAIT_SECONDS)
+            assert not job.is_alive()
+            _, history = assert_conserved(db, original)
+            assert history <= go
+            if killed and killed[0]:
+                kills += 1
+                assert job.error is not None
+                where.append(kill_context(job.error))
+            if kills >= KILLS and sum(MOVE_STATEMENT in w for w in where) >= KILLS_IN_MOVE:
+                break
+    print("killed in:", [w.splitlines()[0][:50] for w in where])
+    assert kills >= KILLS
+    assert sum(MOVE_STATEMENT in w for w in where) >= KILLS_IN_MOVE, where
+    assert history != go, "the kills came too late: nothing was left to interrupt"
+
+    final = run(db)
+
+    assert final.result == "succeeded"
+    _, history = assert_conserved(db, original)
+    assert history == go
+    statuses = [s for (s,) in fetch_all(db, "SELECT Status FROM Ops.JobRun ORDER BY JobRunId")]
+    assert statuses[-1] == "succeeded"
+    assert "running" not in statuses
+    assert statuses.count("abandoned") >= KILLS - 1  # a kill inside job_run_start leaves no row
+
+
+# ------------------------------------------------------------------------------
+# Migration
+# ------------------------------------------------------------------------------
+
+
+def test_migration_adds_and_removes_the_job_and_its_setting(empty_db_url):
+    from orchestrator.database import Database
+
+    migrate.upgrade(empty_db_url, "0002")
+    db = Database(empty_db_url)
+    try:
+        settings = "SELECT JobName, Name, Value FROM Ops.Setting WHERE JobName = 'archive_aim'"
+        assert fetch_all(db, settings) == [("archive_aim", "RetentionDays", "0")]
+        procs = "SELECT count(*) FROM pg_proc WHERE proname IN ('archive_aim', 'archive_aim_batch')"
+        assert scalar(db, procs) == 2
+
+        migrate.downgrade(empty_db_url, "0001")
+
+        assert scalar(db, "SELECT count(*) FROM Ops.Setting WHERE JobName = 'archive_aim'") == 0
+        assert scalar(db, procs) == 0
+    finally:
+        db.engine.dispose()
+
+
+def test_offline_sql_server_script_creates_each_procedure_first_in_its_batch():
+    script = migrate.script("mssql", "0001", "0002")
+    batches = [b.strip() for b in re.split(r"^GO[ \t]*$", script, flags=re.MULTILINE)]
+    for name in ("Job.archive_aim_batch", "Job.archive_aim"):
+        (batch,) = [b for b in batches if f"CREATE OR ALTER PROCEDURE {name}\n" in b]
+        code = [line for line in batch.splitlines() if line.strip() and not line.lstrip().startswith("--")]
+        assert code[0] == f"CREATE OR ALTER PROCEDURE {name}"
+    assert any(b.startswith("INSERT INTO Ops.Setting") and "'RetentionDays', '0'" in b for b in batches)
