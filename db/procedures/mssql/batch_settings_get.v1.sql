@@ -50,26 +50,36 @@ BEGIN
     ----------------------------------------------------------------------------
     -- Check values
     ----------------------------------------------------------------------------
-    IF @BatchTargetMs IS NULL OR @BatchTargetMs <= 0
-        SET @Errors += N'Setting BatchTargetMs (Ops.Setting) is missing or not a positive whole number. ';
+    -- Upper limits keep the engine's millisecond arithmetic inside int.
+    IF @BatchTargetMs IS NULL OR @BatchTargetMs <= 0 OR @BatchTargetMs > 60000
+        SET @Errors += N'Setting BatchTargetMs (Ops.Setting) must be a whole number of milliseconds from 1 to 60000. ';
     IF @BatchSizeMin IS NULL OR @BatchSizeMin <= 0
         SET @Errors += N'Setting BatchSizeMin (Ops.Setting) is missing or not a positive whole number. ';
     IF @BatchSizeMax IS NULL OR @BatchSizeMax < @BatchSizeMin OR @BatchSizeMax >= 5000
         SET @Errors += N'Setting BatchSizeMax (Ops.Setting) must be a whole number from BatchSizeMin to 4999 (lock escalation starts at 5000). ';
-    IF @BatchSizeStart IS NULL OR @BatchSizeStart < @BatchSizeMin OR @BatchSizeStart > @BatchSizeMax
-        SET @Errors += N'Setting BatchSizeStart (Ops.Setting) must be a whole number from BatchSizeMin to BatchSizeMax. ';
+    IF @BatchSizeStart IS NULL OR @BatchSizeStart <= 0
+        SET @Errors += N'Setting BatchSizeStart (Ops.Setting) is missing or not a positive whole number. ';
     IF @SleepFactor IS NULL OR @SleepFactor < 0
         SET @Errors += N'Setting SleepFactor (Ops.Setting) is missing or negative. ';
-    IF @TimeLimitSeconds IS NULL OR @TimeLimitSeconds <= 0
-        SET @Errors += N'Setting TimeLimitSeconds (Ops.Setting) is missing or not a positive whole number. ';
+    IF @TimeLimitSeconds IS NULL OR @TimeLimitSeconds <= 0 OR @TimeLimitSeconds > 604800
+        SET @Errors += N'Setting TimeLimitSeconds (Ops.Setting) must be a whole number of seconds from 1 to 604800 (7 days). ';
     IF @HealthMaxActive IS NULL OR @HealthMaxActive < 0
         SET @Errors += N'Setting HealthMaxActive (Ops.Setting) is missing or negative. ';
     IF @HealthMaxLockWaits IS NULL OR @HealthMaxLockWaits < 0
         SET @Errors += N'Setting HealthMaxLockWaits (Ops.Setting) is missing or negative. ';
-    IF @HealthHoldSeconds IS NULL OR @HealthHoldSeconds < 0
-        SET @Errors += N'Setting HealthHoldSeconds (Ops.Setting) is missing or negative. ';
-    IF @HealthMaxPauseSeconds IS NULL OR @HealthMaxPauseSeconds <= 0
-        SET @Errors += N'Setting HealthMaxPauseSeconds (Ops.Setting) is missing or not a positive whole number. ';
+    IF @HealthHoldSeconds IS NULL OR @HealthHoldSeconds < 0 OR @HealthHoldSeconds > 86400
+        SET @Errors += N'Setting HealthHoldSeconds (Ops.Setting) must be a whole number of seconds from 0 to 86400. ';
+    IF @HealthMaxPauseSeconds IS NULL OR @HealthMaxPauseSeconds <= 0 OR @HealthMaxPauseSeconds > 86400
+        SET @Errors += N'Setting HealthMaxPauseSeconds (Ops.Setting) must be a whole number of seconds from 1 to 86400. ';
+
+    -- BatchSizeStart is clamped, not refused: lowering BatchSizeMax to slow a
+    -- running job down must not fail it.
+    IF @Errors = N''
+        SET @BatchSizeStart = CASE
+            WHEN @BatchSizeStart < @BatchSizeMin THEN @BatchSizeMin
+            WHEN @BatchSizeStart > @BatchSizeMax THEN @BatchSizeMax
+            ELSE @BatchSizeStart
+        END;
 
     ----------------------------------------------------------------------------
     -- Raise collected errors

@@ -41,6 +41,7 @@ BEGIN
     DECLARE @BatchStartedUtc datetime2(3);
     DECLARE @PauseStartedUtc datetime2(3);
     DECLARE @LastBusyUtc datetime2(3);
+    DECLARE @PausedMs int = 0;
     DECLARE @BatchNo int = 0;
     DECLARE @BatchSize int;
     DECLARE @NextBatchSize int;
@@ -82,8 +83,8 @@ BEGIN
         SET @Errors += N'The value for the parameter @BatchProcedure is not supported: name a procedure in schema Job. ';
     IF @Execute IS NULL OR @Execute NOT IN ('Y', 'N')
         SET @Errors += N'The value for the parameter @Execute is not supported: use Y (run) or N (dry run). ';
-    IF @TimeLimitSeconds <= 0
-        SET @Errors += N'The value for the parameter @TimeLimitSeconds is not supported: give a positive number of seconds, or NULL for the setting. ';
+    IF @TimeLimitSeconds <= 0 OR @TimeLimitSeconds > 604800
+        SET @Errors += N'The value for the parameter @TimeLimitSeconds is not supported: give 1 to 604800 seconds (7 days), or NULL for the setting. ';
     IF @TriggeredBy IS NULL OR @TriggeredBy NOT IN ('orchestrator', 'agent', 'manual', 'demo', 'test')
         SET @Errors += N'The value for the parameter @TriggeredBy is not supported: use orchestrator, agent, manual, demo or test. ';
 
@@ -93,20 +94,6 @@ BEGIN
     IF @Errors <> N''
         THROW 50001, @Errors, 1;
 
-    EXEC Job.batch_settings_get
-        @JobName = @JobName,
-        @BatchTargetMs = @BatchTargetMs OUTPUT,
-        @BatchSizeStart = @BatchSizeStart OUTPUT,
-        @BatchSizeMin = @BatchSizeMin OUTPUT,
-        @BatchSizeMax = @BatchSizeMax OUTPUT,
-        @SleepFactor = @SleepFactor OUTPUT,
-        @TimeLimitSeconds = @SettingTimeLimitSeconds OUTPUT,
-        @HealthMaxActive = @HealthMaxActive OUTPUT,
-        @HealthMaxLockWaits = @HealthMaxLockWaits OUTPUT,
-        @HealthHoldSeconds = @HealthHoldSeconds OUTPUT,
-        @HealthMaxPauseSeconds = @HealthMaxPauseSeconds OUTPUT;
-
-    SET @BatchSize = @BatchSizeStart;
     SET @RowsAffected = 0;
     SET @Parameters = CONCAT(
         N'@Execute = ''', @Execute, N''', @TimeLimitSeconds = ', COALESCE(CAST(@TimeLimitSeconds AS nvarchar(12)), N'NULL')
@@ -129,6 +116,21 @@ BEGIN
     END;
 
     BEGIN TRY
+        -- Settings come after the run row, so a malformed one fails a logged run.
+        EXEC Job.batch_settings_get
+            @JobName = @JobName,
+            @BatchTargetMs = @BatchTargetMs OUTPUT,
+            @BatchSizeStart = @BatchSizeStart OUTPUT,
+            @BatchSizeMin = @BatchSizeMin OUTPUT,
+            @BatchSizeMax = @BatchSizeMax OUTPUT,
+            @SleepFactor = @SleepFactor OUTPUT,
+            @TimeLimitSeconds = @SettingTimeLimitSeconds OUTPUT,
+            @HealthMaxActive = @HealthMaxActive OUTPUT,
+            @HealthMaxLockWaits = @HealthMaxLockWaits OUTPUT,
+            @HealthHoldSeconds = @HealthHoldSeconds OUTPUT,
+            @HealthMaxPauseSeconds = @HealthMaxPauseSeconds OUTPUT;
+        SET @BatchSize = @BatchSizeStart;
+
         ------------------------------------------------------------------------
         -- Probe: is there anything to do at all?
         ------------------------------------------------------------------------
@@ -184,8 +186,14 @@ BEGIN
             SET @PauseStartedUtc = NULL;
             SET @LastBusyUtc = CASE WHEN @Busy = 1 THEN SYSUTCDATETIME() END;
             WHILE @LastBusyUtc IS NOT NULL
-                AND DATEDIFF(MILLISECOND, @LastBusyUtc, SYSUTCDATETIME()) < 1000 * @HealthHoldSeconds
+                AND (@Busy = 1 OR DATEDIFF(MILLISECOND, @LastBusyUtc, SYSUTCDATETIME()) < 1000 * @HealthHoldSeconds)
             BEGIN
+                IF DATEDIFF(MILLISECOND, @RunStartedUtc, SYSUTCDATETIME())
+                    >= 1000 * COALESCE(@TimeLimitSeconds, @SettingTimeLimitSeconds)
+                BEGIN
+                    SET @StopReason = N'time limit reached';
+                    BREAK;
+                END;
                 IF @PauseStartedUtc IS NULL
                 BEGIN
                     SET @PauseStartedUtc = SYSUTCDATETIME();
@@ -205,6 +213,8 @@ BEGIN
                 IF @Busy = 1
                     SET @LastBusyUtc = SYSUTCDATETIME();
             END;
+            IF @PauseStartedUtc IS NOT NULL
+                SET @PausedMs += DATEDIFF(MILLISECOND, @PauseStartedUtc, SYSUTCDATETIME());
             IF @StopReason IS NOT NULL
                 BREAK;
 
@@ -264,7 +274,11 @@ BEGIN
             WHEN @StopReason IS NULL OR @StopReason = N'nothing to do' THEN 'succeeded'
             ELSE 'stopped'
         END;
-        SET @Message = CONCAT(@BatchNo, N' batches', N'; ' + @StopReason);
+        SET @Message = CONCAT(
+            @BatchNo, N' batches',
+            CASE WHEN @PausedMs > 0 THEN CONCAT(N'; paused ', @PausedMs / 1000, N' s for a busy database') END,
+            N'; ' + @StopReason
+        );
         IF @Execute = 'Y'
             EXEC Job.job_run_finish
                 @JobRunId = @JobRunId,

@@ -55,8 +55,9 @@ BEGIN
     ----------------------------------------------------------------------------
     -- Check values
     ----------------------------------------------------------------------------
-    IF p_BatchTargetMs IS NULL OR p_BatchTargetMs <= 0 THEN
-        v_Errors := v_Errors || 'Setting BatchTargetMs (Ops.Setting) is missing or not a positive whole number. ';
+    -- Upper limits keep the engine's millisecond arithmetic inside integer.
+    IF p_BatchTargetMs IS NULL OR p_BatchTargetMs <= 0 OR p_BatchTargetMs > 60000 THEN
+        v_Errors := v_Errors || 'Setting BatchTargetMs (Ops.Setting) must be a whole number of milliseconds from 1 to 60000. ';
     END IF;
     IF p_BatchSizeMin IS NULL OR p_BatchSizeMin <= 0 THEN
         v_Errors := v_Errors || 'Setting BatchSizeMin (Ops.Setting) is missing or not a positive whole number. ';
@@ -64,14 +65,14 @@ BEGIN
     IF p_BatchSizeMax IS NULL OR p_BatchSizeMax < p_BatchSizeMin OR p_BatchSizeMax >= 5000 THEN
         v_Errors := v_Errors || 'Setting BatchSizeMax (Ops.Setting) must be a whole number from BatchSizeMin to 4999 (lock escalation starts at 5000). ';
     END IF;
-    IF p_BatchSizeStart IS NULL OR p_BatchSizeStart < p_BatchSizeMin OR p_BatchSizeStart > p_BatchSizeMax THEN
-        v_Errors := v_Errors || 'Setting BatchSizeStart (Ops.Setting) must be a whole number from BatchSizeMin to BatchSizeMax. ';
+    IF p_BatchSizeStart IS NULL OR p_BatchSizeStart <= 0 THEN
+        v_Errors := v_Errors || 'Setting BatchSizeStart (Ops.Setting) is missing or not a positive whole number. ';
     END IF;
     IF p_SleepFactor IS NULL OR p_SleepFactor < 0 THEN
         v_Errors := v_Errors || 'Setting SleepFactor (Ops.Setting) is missing or negative. ';
     END IF;
-    IF p_TimeLimitSeconds IS NULL OR p_TimeLimitSeconds <= 0 THEN
-        v_Errors := v_Errors || 'Setting TimeLimitSeconds (Ops.Setting) is missing or not a positive whole number. ';
+    IF p_TimeLimitSeconds IS NULL OR p_TimeLimitSeconds <= 0 OR p_TimeLimitSeconds > 604800 THEN
+        v_Errors := v_Errors || 'Setting TimeLimitSeconds (Ops.Setting) must be a whole number of seconds from 1 to 604800 (7 days). ';
     END IF;
     IF p_HealthMaxActive IS NULL OR p_HealthMaxActive < 0 THEN
         v_Errors := v_Errors || 'Setting HealthMaxActive (Ops.Setting) is missing or negative. ';
@@ -79,11 +80,21 @@ BEGIN
     IF p_HealthMaxLockWaits IS NULL OR p_HealthMaxLockWaits < 0 THEN
         v_Errors := v_Errors || 'Setting HealthMaxLockWaits (Ops.Setting) is missing or negative. ';
     END IF;
-    IF p_HealthHoldSeconds IS NULL OR p_HealthHoldSeconds < 0 THEN
-        v_Errors := v_Errors || 'Setting HealthHoldSeconds (Ops.Setting) is missing or negative. ';
+    IF p_HealthHoldSeconds IS NULL OR p_HealthHoldSeconds < 0 OR p_HealthHoldSeconds > 86400 THEN
+        v_Errors := v_Errors || 'Setting HealthHoldSeconds (Ops.Setting) must be a whole number of seconds from 0 to 86400. ';
     END IF;
-    IF p_HealthMaxPauseSeconds IS NULL OR p_HealthMaxPauseSeconds <= 0 THEN
-        v_Errors := v_Errors || 'Setting HealthMaxPauseSeconds (Ops.Setting) is missing or not a positive whole number. ';
+    IF p_HealthMaxPauseSeconds IS NULL OR p_HealthMaxPauseSeconds <= 0 OR p_HealthMaxPauseSeconds > 86400 THEN
+        v_Errors := v_Errors || 'Setting HealthMaxPauseSeconds (Ops.Setting) must be a whole number of seconds from 1 to 86400. ';
+    END IF;
+
+    -- BatchSizeStart is clamped, not refused: lowering BatchSizeMax to slow a
+    -- running job down must not fail it.
+    IF v_Errors = '' THEN
+        p_BatchSizeStart := CASE
+            WHEN p_BatchSizeStart < p_BatchSizeMin THEN p_BatchSizeMin
+            WHEN p_BatchSizeStart > p_BatchSizeMax THEN p_BatchSizeMax
+            ELSE p_BatchSizeStart
+        END;
     END IF;
 
     ----------------------------------------------------------------------------

@@ -50,6 +50,7 @@ DECLARE
     v_BatchStartedUtc timestamp(3);
     v_PauseStartedUtc timestamp(3);
     v_LastBusyUtc timestamp(3);
+    v_PausedMs integer := 0;
     v_BatchNo integer := 0;
     v_BatchSize integer;
     v_NextBatchSize integer;
@@ -97,8 +98,8 @@ BEGIN
     IF p_Execute IS NULL OR p_Execute NOT IN ('Y', 'N') THEN
         v_Errors := v_Errors || 'The value for the parameter p_Execute is not supported: use Y (run) or N (dry run). ';
     END IF;
-    IF p_TimeLimitSeconds <= 0 THEN
-        v_Errors := v_Errors || 'The value for the parameter p_TimeLimitSeconds is not supported: give a positive number of seconds, or NULL for the setting. ';
+    IF p_TimeLimitSeconds <= 0 OR p_TimeLimitSeconds > 604800 THEN
+        v_Errors := v_Errors || 'The value for the parameter p_TimeLimitSeconds is not supported: give 1 to 604800 seconds (7 days), or NULL for the setting. ';
     END IF;
     IF p_TriggeredBy IS NULL OR p_TriggeredBy NOT IN ('orchestrator', 'agent', 'manual', 'demo', 'test') THEN
         v_Errors := v_Errors || 'The value for the parameter p_TriggeredBy is not supported: use orchestrator, agent, manual, demo or test. ';
@@ -111,13 +112,6 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'FL001', MESSAGE = v_Errors;
     END IF;
 
-    CALL Job.batch_settings_get(
-        p_JobName,
-        v_BatchTargetMs, v_BatchSizeStart, v_BatchSizeMin, v_BatchSizeMax, v_SleepFactor,
-        v_SettingTimeLimitSeconds, v_HealthMaxActive, v_HealthMaxLockWaits, v_HealthHoldSeconds, v_HealthMaxPauseSeconds
-    );
-
-    v_BatchSize := v_BatchSizeStart;
     p_RowsAffected := 0;
     v_Parameters := concat(
         'p_Execute = ''', p_Execute, ''', p_TimeLimitSeconds = ', coalesce(p_TimeLimitSeconds::text, 'NULL')
@@ -133,6 +127,14 @@ BEGIN
             RETURN;
         END IF;
     END IF;
+
+    -- Settings come after the run row, so a malformed one fails a logged run.
+    CALL Job.batch_settings_get(
+        p_JobName,
+        v_BatchTargetMs, v_BatchSizeStart, v_BatchSizeMin, v_BatchSizeMax, v_SleepFactor,
+        v_SettingTimeLimitSeconds, v_HealthMaxActive, v_HealthMaxLockWaits, v_HealthHoldSeconds, v_HealthMaxPauseSeconds
+    );
+    v_BatchSize := v_BatchSizeStart;
 
     ----------------------------------------------------------------------------
     -- Probe: is there anything to do at all?
@@ -173,8 +175,13 @@ BEGIN
         v_PauseStartedUtc := NULL;
         v_LastBusyUtc := CASE WHEN v_Busy THEN clock_timestamp() AT TIME ZONE 'UTC' END;
         WHILE v_LastBusyUtc IS NOT NULL
-            AND extract(EPOCH FROM (clock_timestamp() AT TIME ZONE 'UTC') - v_LastBusyUtc) * 1000
-            < 1000 * v_HealthHoldSeconds LOOP
+            AND (v_Busy OR extract(EPOCH FROM (clock_timestamp() AT TIME ZONE 'UTC') - v_LastBusyUtc) * 1000
+            < 1000 * v_HealthHoldSeconds) LOOP
+            IF extract(EPOCH FROM (clock_timestamp() AT TIME ZONE 'UTC') - v_RunStartedUtc) * 1000
+                >= 1000 * coalesce(p_TimeLimitSeconds, v_SettingTimeLimitSeconds) THEN
+                v_StopReason := 'time limit reached';
+                EXIT;
+            END IF;
             IF v_PauseStartedUtc IS NULL THEN
                 v_PauseStartedUtc := clock_timestamp() AT TIME ZONE 'UTC';
                 RAISE NOTICE '%: paused, database busy: %', p_JobName, v_HealthReason;
@@ -191,6 +198,10 @@ BEGIN
                 v_LastBusyUtc := clock_timestamp() AT TIME ZONE 'UTC';
             END IF;
         END LOOP;
+        IF v_PauseStartedUtc IS NOT NULL THEN
+            v_PausedMs := v_PausedMs
+                + (extract(EPOCH FROM (clock_timestamp() AT TIME ZONE 'UTC') - v_PauseStartedUtc) * 1000)::integer;
+        END IF;
         IF v_StopReason IS NOT NULL THEN
             EXIT;
         END IF;
@@ -219,7 +230,7 @@ BEGIN
         END;
         v_NextBatchSize := (v_BatchSize * v_BatchTargetMs / CASE WHEN v_SmoothedMs < 1 THEN 1 ELSE v_SmoothedMs END)::integer;
         IF v_NextBatchSize > v_BatchSize * 1.2 THEN
-            v_NextBatchSize := (v_BatchSize * 1.2)::integer;
+            v_NextBatchSize := floor(v_BatchSize * 1.2)::integer;
         END IF;
         v_BatchSize := CASE
             WHEN v_NextBatchSize < v_BatchSizeMin THEN v_BatchSizeMin
@@ -242,7 +253,11 @@ BEGIN
         WHEN v_StopReason IS NULL OR v_StopReason = 'nothing to do' THEN 'succeeded'
         ELSE 'stopped'
     END;
-    v_Message := concat(v_BatchNo, ' batches', '; ' || v_StopReason);
+    v_Message := concat(
+        v_BatchNo, ' batches',
+        CASE WHEN v_PausedMs > 0 THEN concat('; paused ', v_PausedMs / 1000, ' s for a busy database') END,
+        '; ' || v_StopReason
+    );
     IF p_Execute = 'Y' THEN
         CALL Job.job_run_finish(p_JobRunId, p_Result, p_RowsAffected, v_Message);
         COMMIT;
