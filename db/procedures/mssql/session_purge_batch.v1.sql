@@ -1,0 +1,131 @@
+-- Job.session_purge_batch, version 1.
+-- One batch of the session purge (Job.session_purge runs it through
+-- Job.run_batched): deletes up to @BatchSize sessions whose ExpiresUtc has
+-- passed, oldest expiry first, skipping rows another session has locked (a
+-- login extending its session is never waited for; the next run takes it).
+--
+-- "Now" is read at the start of the batch, cut to milliseconds like the column:
+-- a session expiring at that instant or later stays.
+--
+-- PLSP.Session is clustered on (ExpiresUtc, SessionId), so a batch is a range
+-- at the start of the table while new sessions arrive at its end. The delete
+-- goes through a TOP ... ORDER BY keyset CTE rather than a bare DELETE TOP: TOP
+-- without ORDER BY may take any qualifying rows, and @Position (the largest
+-- ExpiresUtc deleted) is only a safe place to resume from when the rows went in
+-- key order. Row locks and READPAST: never more than @BatchSize (< 5,000) locks,
+-- so no escalation to a table lock, and locked rows are skipped, not waited for.
+--
+-- @Position is the keyset: the last ExpiresUtc handled, as milliseconds since
+-- 1970-01-01 UTC (NULL at the start).
+--   * Execute: from ExpiresUtc >= position (rows sharing the last millisecond
+--     may remain after a full batch); the next position is the largest
+--     ExpiresUtc deleted. Done when fewer than @BatchSize rows were deleted.
+--   * Dry run: counts @BatchSize rows from ExpiresUtc > position, plus the rows
+--     sharing the last millisecond counted (so each row is counted once, and a
+--     dry batch may report a few rows more than @BatchSize); writes nothing.
+CREATE OR ALTER PROCEDURE Job.session_purge_batch
+    @BatchSize int,
+    @Execute char(1),
+    @Position bigint = NULL OUTPUT,
+    @Rows int = NULL OUTPUT,
+    @Done bit = NULL OUTPUT,
+    @Note nvarchar(400) = NULL OUTPUT
+AS
+BEGIN
+    SET NOCOUNT, XACT_ABORT ON;
+
+    DECLARE @Errors nvarchar(2048) = N'';
+    DECLARE @Clock datetime2(7) = SYSUTCDATETIME();
+    DECLARE @Now datetime2(3);
+    DECLARE @From datetime2(3);
+    DECLARE @Last datetime2(3);
+    DECLARE @Found int;
+    DECLARE @Deleted TABLE (ExpiresUtc datetime2(3) NOT NULL);
+
+    ----------------------------------------------------------------------------
+    -- Check parameters
+    ----------------------------------------------------------------------------
+    IF @BatchSize IS NULL OR @BatchSize < 1 OR @BatchSize > 4999
+        SET @Errors += N'The value for the parameter @BatchSize is not supported: give 1 to 4999 rows (lock escalation starts at 5000). ';
+    IF @Execute IS NULL OR @Execute NOT IN ('Y', 'N')
+        SET @Errors += N'The value for the parameter @Execute is not supported: use Y (delete) or N (count only). ';
+    IF @Position < 0
+        SET @Errors += N'The value for the parameter @Position is not supported: give NULL or milliseconds since 1970-01-01 UTC. ';
+
+    ----------------------------------------------------------------------------
+    -- Raise collected errors
+    ----------------------------------------------------------------------------
+    IF @Errors <> N''
+        THROW 50001, @Errors, 1;
+
+    -- Cut to the millisecond (a plain CAST would round, possibly up).
+    SET @Now = CAST(DATEADD(NANOSECOND, -(DATEPART(NANOSECOND, @Clock) % 1000000), @Clock) AS datetime2(3));
+    -- DATEADD takes an int: add whole days, then the remaining milliseconds.
+    SET @From = CASE
+        WHEN @Position IS NULL THEN CAST('0001-01-01' AS datetime2(3))
+        ELSE DATEADD(
+            MILLISECOND, CAST(@Position % 86400000 AS int),
+            DATEADD(DAY, CAST(@Position / 86400000 AS int), CAST('1970-01-01' AS datetime2(3)))
+        )
+    END;
+
+    ----------------------------------------------------------------------------
+    -- Do the work
+    ----------------------------------------------------------------------------
+    IF @Execute = 'Y'
+    BEGIN
+        BEGIN TRY
+            BEGIN TRANSACTION;
+
+            WITH batch AS (
+                SELECT TOP (@BatchSize) s.ExpiresUtc
+                FROM PLSP.Session AS s WITH (ROWLOCK, READPAST)
+                WHERE s.ExpiresUtc >= @From AND s.ExpiresUtc < @Now
+                ORDER BY s.ExpiresUtc, s.SessionId
+            )
+
+            DELETE FROM batch
+            OUTPUT deleted.ExpiresUtc INTO @Deleted (ExpiresUtc);
+
+            COMMIT TRANSACTION;
+        END TRY
+        BEGIN CATCH
+            IF @@TRANCOUNT > 0
+                ROLLBACK TRANSACTION;
+            THROW;
+        END CATCH;
+
+        SELECT @Rows = COUNT(*), @Last = MAX(d.ExpiresUtc)
+        FROM @Deleted AS d;
+
+        SET @Done = CASE WHEN @Rows < @BatchSize THEN 1 ELSE 0 END;
+    END
+    ELSE
+    BEGIN
+        SELECT @Found = COUNT(*), @Last = MAX(c.ExpiresUtc)
+        FROM (
+            SELECT TOP (@BatchSize) s.ExpiresUtc
+            FROM PLSP.Session AS s
+            WHERE s.ExpiresUtc > @From AND s.ExpiresUtc < @Now
+            ORDER BY s.ExpiresUtc
+        ) AS c;
+
+        SET @Rows = @Found;
+        IF @Found = @BatchSize
+            -- Rows sharing the last millisecond are counted now, not next batch.
+            SELECT @Rows = COUNT(*)
+            FROM PLSP.Session AS s
+            WHERE s.ExpiresUtc > @From AND s.ExpiresUtc <= @Last;
+        SET @Done = CASE WHEN @Found < @BatchSize THEN 1 ELSE 0 END;
+    END;
+
+    SET @Position = CASE
+        WHEN @Last IS NULL THEN @Position
+        ELSE DATEDIFF_BIG(MILLISECOND, CAST('1970-01-01' AS datetime2(3)), @Last)
+    END;
+    SET @Note = CONCAT(
+        CASE WHEN @Execute = 'Y' THEN N'deleted ' ELSE N'would delete ' END, @Rows,
+        N' sessions expired before ', CONVERT(nvarchar(23), @Now, 126),
+        N', last expiry ' + CONVERT(nvarchar(23), @Last, 126)
+    );
+END;
