@@ -72,8 +72,13 @@ def run_job(
             out = db.call(conn, job.procedure, params, JOB_OUTPUTS)
         except Exception as exc:
             message = str(exc)[:MESSAGE_MAX]
-            # Finishes the run row and frees the lock if the procedure could not.
-            db.call(conn, "Job.job_run_fail", {"JobName": job.name, "Message": message})
+            try:
+                # Finishes the run row and frees the lock if the procedure could not.
+                db.call(conn, "Job.job_run_fail", {"JobName": job.name, "Message": message})
+            except Exception:
+                # The session itself is gone (killed, network): its lock went with
+                # it, and the next run marks the row abandoned.
+                log.warning("could not mark the run failed; session lost", extra={"job": job.name})
             seconds = time.perf_counter() - started
             log.error("job failed", extra={"job": job.name, "seconds": round(seconds, 3), "error": message})
             return JobResult(job.name, "failed", 0, seconds, None, message)
