@@ -41,6 +41,20 @@ JOBS: dict[str, Job] = {
 }
 
 
+def describe_error(exc: BaseException) -> str:
+    """The error and, for a database error, where in the procedure it happened."""
+    text = str(exc).strip()
+    error: BaseException | None = exc
+    while error is not None:  # a driver error may wrap the server's one
+        context = getattr(getattr(error, "diag", None), "context", None)
+        if context:
+            if context.strip() not in text:
+                text = f"{text}\nCONTEXT:  {context.strip()}"
+            break
+        error = error.__context__
+    return text[:MESSAGE_MAX]
+
+
 @dataclass(frozen=True)
 class JobResult:
     job: str
@@ -71,7 +85,7 @@ def run_job(
         try:
             out = db.call(conn, job.procedure, params, JOB_OUTPUTS)
         except Exception as exc:
-            message = str(exc)[:MESSAGE_MAX]
+            message = describe_error(exc)
             try:
                 # Finishes the run row and frees the lock if the procedure could not.
                 db.call(conn, "Job.job_run_fail", {"JobName": job.name, "Message": message})

@@ -357,7 +357,7 @@ def test_setting_broken_mid_run_fails_the_run_naming_it_and_frees_the_lock(db):
     set_setting(db, "SleepFactor", "fast")
     job.join(LOCK_WAIT_SECONDS)
 
-    assert job.error is None and job.result.result == "failed"
+    assert job.result.result == "failed" and job.error == job.result.error
     status, rows, message = fetch_one(db, "SELECT Status, RowsAffected, Message FROM Ops.JobRun")
     assert status == "failed" and "Setting SleepFactor " in message
     _, history = assert_conserved(db, original)
