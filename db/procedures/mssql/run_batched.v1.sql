@@ -116,21 +116,6 @@ BEGIN
     END;
 
     BEGIN TRY
-        -- Settings come after the run row, so a malformed one fails a logged run.
-        EXEC Job.batch_settings_get
-            @JobName = @JobName,
-            @BatchTargetMs = @BatchTargetMs OUTPUT,
-            @BatchSizeStart = @BatchSizeStart OUTPUT,
-            @BatchSizeMin = @BatchSizeMin OUTPUT,
-            @BatchSizeMax = @BatchSizeMax OUTPUT,
-            @SleepFactor = @SleepFactor OUTPUT,
-            @TimeLimitSeconds = @SettingTimeLimitSeconds OUTPUT,
-            @HealthMaxActive = @HealthMaxActive OUTPUT,
-            @HealthMaxLockWaits = @HealthMaxLockWaits OUTPUT,
-            @HealthHoldSeconds = @HealthHoldSeconds OUTPUT,
-            @HealthMaxPauseSeconds = @HealthMaxPauseSeconds OUTPUT;
-        SET @BatchSize = @BatchSizeStart;
-
         ------------------------------------------------------------------------
         -- Probe: is there anything to do at all?
         ------------------------------------------------------------------------
@@ -150,7 +135,8 @@ BEGIN
         ------------------------------------------------------------------------
         WHILE @Done = 0
         BEGIN
-            -- Settings are read again before every batch.
+            -- Settings are read before every batch (after the run row, so a
+            -- malformed one fails a logged run).
             EXEC Job.batch_settings_get
                 @JobName = @JobName,
                 @BatchTargetMs = @BatchTargetMs OUTPUT,
@@ -164,6 +150,7 @@ BEGIN
                 @HealthHoldSeconds = @HealthHoldSeconds OUTPUT,
                 @HealthMaxPauseSeconds = @HealthMaxPauseSeconds OUTPUT;
             SET @BatchSize = CASE
+                WHEN @BatchSize IS NULL THEN @BatchSizeStart
                 WHEN @BatchSize < @BatchSizeMin THEN @BatchSizeMin
                 WHEN @BatchSize > @BatchSizeMax THEN @BatchSizeMax
                 ELSE @BatchSize

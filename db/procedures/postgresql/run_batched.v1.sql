@@ -128,14 +128,6 @@ BEGIN
         END IF;
     END IF;
 
-    -- Settings come after the run row, so a malformed one fails a logged run.
-    CALL Job.batch_settings_get(
-        p_JobName,
-        v_BatchTargetMs, v_BatchSizeStart, v_BatchSizeMin, v_BatchSizeMax, v_SleepFactor,
-        v_SettingTimeLimitSeconds, v_HealthMaxActive, v_HealthMaxLockWaits, v_HealthHoldSeconds, v_HealthMaxPauseSeconds
-    );
-    v_BatchSize := v_BatchSizeStart;
-
     ----------------------------------------------------------------------------
     -- Probe: is there anything to do at all?
     ----------------------------------------------------------------------------
@@ -151,13 +143,15 @@ BEGIN
     -- Do the work, batch by batch
     ----------------------------------------------------------------------------
     WHILE NOT v_Done LOOP
-        -- Settings are read again before every batch.
+        -- Settings are read before every batch (after the run row, so a
+        -- malformed one fails a logged run).
         CALL Job.batch_settings_get(
             p_JobName,
             v_BatchTargetMs, v_BatchSizeStart, v_BatchSizeMin, v_BatchSizeMax, v_SleepFactor,
             v_SettingTimeLimitSeconds, v_HealthMaxActive, v_HealthMaxLockWaits, v_HealthHoldSeconds, v_HealthMaxPauseSeconds
         );
         v_BatchSize := CASE
+            WHEN v_BatchSize IS NULL THEN v_BatchSizeStart
             WHEN v_BatchSize < v_BatchSizeMin THEN v_BatchSizeMin
             WHEN v_BatchSize > v_BatchSizeMax THEN v_BatchSizeMax
             ELSE v_BatchSize
