@@ -15,38 +15,34 @@ from tests.helpers import execute, fetch_one, scalar
 
 THREAD_WAIT = 30.0  # seconds a scheduled job may take in these tests
 
-# A job procedure that takes its lock and then fails, as a real job can.
-FAILING_JOB_SQL = """
-CREATE PROCEDURE Job.test_failing_job(
+
+def job_procedure(name: str, body: str) -> str:
+    """A test job procedure with the standard job signature, taking its lock first."""
+    return f"""
+CREATE PROCEDURE Job.{name}(
     p_Execute char(1) DEFAULT 'Y', p_TimeLimitSeconds integer DEFAULT NULL,
     p_TriggeredBy varchar(20) DEFAULT 'manual', p_Host varchar(128) DEFAULT NULL,
     INOUT p_JobRunId bigint DEFAULT NULL, INOUT p_Result varchar(20) DEFAULT NULL,
     INOUT p_RowsAffected bigint DEFAULT NULL)
 LANGUAGE plpgsql AS $$
 BEGIN
-    CALL Job.job_run_start('test_failing_job', p_TriggeredBy, p_Host, NULL, p_JobRunId, p_Result);
-    COMMIT;
-    RAISE EXCEPTION 'disk on fire';
+    CALL Job.job_run_start('{name}', p_TriggeredBy, p_Host, NULL, p_JobRunId, p_Result);
+{body}
 END $$;
 """
 
 
-# A job procedure that takes its lock and works for a second.
-SLOW_JOB_SQL = """
-CREATE PROCEDURE Job.test_slow_job(
-    p_Execute char(1) DEFAULT 'Y', p_TimeLimitSeconds integer DEFAULT NULL,
-    p_TriggeredBy varchar(20) DEFAULT 'manual', p_Host varchar(128) DEFAULT NULL,
-    INOUT p_JobRunId bigint DEFAULT NULL, INOUT p_Result varchar(20) DEFAULT NULL,
-    INOUT p_RowsAffected bigint DEFAULT NULL)
-LANGUAGE plpgsql AS $$
-BEGIN
-    CALL Job.job_run_start('test_slow_job', p_TriggeredBy, p_Host, NULL, p_JobRunId, p_Result);
-    PERFORM pg_sleep(1);
+# Fails after taking its lock, as a real job can.
+FAILING_JOB_SQL = job_procedure("test_failing_job", "    COMMIT;\n    RAISE EXCEPTION 'disk on fire';")
+
+# Works for a second.
+SLOW_JOB_SQL = job_procedure(
+    "test_slow_job",
+    """    PERFORM pg_sleep(1);
     CALL Job.job_run_finish(p_JobRunId, 'succeeded', 0, NULL);
     p_Result := 'succeeded';
-    p_RowsAffected := 0;
-END $$;
-"""
+    p_RowsAffected := 0;""",
+)
 
 
 def test_every_job_has_a_timetable_entry():
