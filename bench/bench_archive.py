@@ -17,19 +17,27 @@ each move as a ratio against idle in the same round (target: ours <= 2x idle).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import random
-import threading
 import time
-from collections.abc import Iterator
 
 import numpy as np
 import psycopg
-from psycopg import sql
-from sqlalchemy.engine import make_url
 
-from bench.common import Stopwatch, fresh_database, libpq_url, median, percentile, pg_server, report
+from bench.common import (
+    Probe,
+    Stopwatch,
+    clone,
+    fresh_database,
+    libpq_url,
+    median,
+    percentile,
+    pg_server,
+    recycle_wal,
+    report,
+    spread,
+    verdict,
+    warm,
+)
 from orchestrator.database import Database
 from orchestrator.jobs import JOBS, run_job
 
@@ -56,8 +64,6 @@ JOB_SETTINGS = {
     "SleepFactor": "0",
 }
 
-WAL_SEGMENT_MB = 16
-WAL_RECYCLED_MB = 1536  # more than the load and both moves write together
 IDLE_PROBE_SECONDS = 5.0
 PROBE_INTERVAL_SECONDS = 0.005  # pause between probe iterations
 PROBE_MAX_ITERATIONS = 200_000  # bound on the probe loop, whatever happens
@@ -135,60 +141,13 @@ def load(db: Database, lines: list[str]) -> None:
         conn.execute("CHECKPOINT")
 
 
-@contextlib.contextmanager
-def clone(server_url: str, source: Database, suffix: str) -> Iterator[Database]:
-    """An identical copy of ``source`` (CREATE DATABASE ... TEMPLATE), dropped afterwards."""
-    source.engine.dispose()
-    name = f"{make_url(source.url).database}_{suffix}"
-    with psycopg.connect(libpq_url(server_url), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
-                sql.Identifier(name), sql.Identifier(make_url(source.url).database)
-            )
-        )
-    db = Database(make_url(server_url).set(database=name).render_as_string(hide_password=False))
-    try:
-        yield db
-    finally:
-        db.engine.dispose()
-        with psycopg.connect(libpq_url(server_url), autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-def recycle_wal(server_url: str) -> bool:
-    """Give a throwaway server the recycled WAL segments a server in service has.
-
-    A fresh cluster creates (and zero-fills) a 16 MB segment every time its
-    WAL grows, stalling every commit for tens of milliseconds; a server in
-    service reuses recycled segments. Both contenders move the same WAL
-    volume, so both get recycled segments, and no checkpoint is forced by WAL
-    volume during a measurement. Only on the throwaway server: never changes a
-    server given by FLP_BENCH_DATABASE_URL.
-    """
-    if os.environ.get("FLP_BENCH_DATABASE_URL"):
-        return False
-    with psycopg.connect(libpq_url(server_url), autocommit=True) as conn:
-        conn.execute(f"ALTER SYSTEM SET min_wal_size = '{WAL_RECYCLED_MB}MB'")
-        conn.execute(f"ALTER SYSTEM SET max_wal_size = '{2 * WAL_RECYCLED_MB}MB'")
-        conn.execute("SELECT pg_reload_conf()")
-        conn.execute("CREATE TABLE public.bench_wal_fill (x integer)")
-        for _ in range(WAL_RECYCLED_MB // WAL_SEGMENT_MB):
-            conn.execute("INSERT INTO public.bench_wal_fill VALUES (1)")
-            conn.execute("SELECT pg_switch_wal()")
-        conn.execute("DROP TABLE public.bench_wal_fill")
-        conn.execute("CHECKPOINT")
-    return True
-
-
-def warm(db: Database) -> None:
-    """Read the table and its key once, so neither contender starts from a cold cache, and
-    flush the file system's dirty pages (the clone's files), so no write-back runs under a
-    measurement."""
-    with psycopg.connect(libpq_url(db.url), autocommit=True) as conn:
-        conn.execute("SELECT count(*), sum(Status) FROM PLSP.FLP_AIM")
-        conn.execute("SELECT count(*) FROM PLSP.FLP_AIM WHERE Id > 0 AND Id % 7 = 3")
-        conn.execute("CHECKPOINT")
-    os.sync()
+def warm_up(db: Database) -> None:
+    """The table and its key read once, then CHECKPOINT and sync (bench.common.warm)."""
+    warm(
+        db,
+        "SELECT count(*), sum(Status) FROM PLSP.FLP_AIM",
+        "SELECT count(*) FROM PLSP.FLP_AIM WHERE Id > 0 AND Id % 7 = 3",
+    )
 
 
 # ------------------------------------------------------------------------------
@@ -196,39 +155,24 @@ def warm(db: Database) -> None:
 # ------------------------------------------------------------------------------
 
 
-class Probe(threading.Thread):
+class AimProbe(Probe):
     """Keeps inserting one FLP_AIM row and reading a few by Id; records each round's latency."""
 
     def __init__(self, db: Database, max_id: int) -> None:
-        super().__init__(daemon=True)
-        self.url, self.max_id = libpq_url(db.url), max_id
-        self.stop = threading.Event()
-        self.latencies_ms: list[float] = []
+        super().__init__(db, PROBE_INTERVAL_SECONDS, PROBE_MAX_ITERATIONS)
+        self.max_id = max_id
+        self.rng = random.Random(SEED)
 
-    def run(self) -> None:
-        rng = random.Random(SEED)
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            for _ in range(PROBE_MAX_ITERATIONS):
-                if self.stop.is_set():
-                    break
-                ids = [rng.randint(1, self.max_id) for _ in range(PROBE_READ_IDS)]
-                started = time.perf_counter()
-                conn.execute(PROBE_INSERT, (rng.randint(1, 99_999),))
-                conn.execute(PROBE_READ, (ids,)).fetchall()
-                self.latencies_ms.append((time.perf_counter() - started) * 1000)
-                time.sleep(PROBE_INTERVAL_SECONDS)
+    def prepare(self, n: int) -> list[int]:
+        return [self.rng.randint(1, self.max_id) for _ in range(PROBE_READ_IDS)]
 
-    def __enter__(self) -> Probe:
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self.join()
+    def step(self, conn: psycopg.Connection, ids: list[int]) -> None:
+        conn.execute(PROBE_INSERT, (self.rng.randint(1, 99_999),))
+        conn.execute(PROBE_READ, (ids,)).fetchall()
 
 
 def probe_idle(db: Database, max_id: int) -> list[float]:
-    with Probe(db, max_id) as probe:
+    with AimProbe(db, max_id) as probe:
         time.sleep(IDLE_PROBE_SECONDS)
     return probe.latencies_ms
 
@@ -242,7 +186,7 @@ def run_ours(db: Database, max_id: int, settings: dict[str, str]) -> dict:
     with psycopg.connect(libpq_url(db.url), autocommit=True) as conn:
         for name, value in settings.items():
             conn.execute(SETTING_UPSERT, (name, value, "bench_archive"))
-    with Probe(db, max_id) as probe:
+    with AimProbe(db, max_id) as probe:
         result = run_job(db, JOBS["archive_aim"], triggered_by="test")
     if result.result != "succeeded":
         raise SystemExit(f"archive_aim did not succeed: {result}")
@@ -263,7 +207,7 @@ def run_ours(db: Database, max_id: int, settings: dict[str, str]) -> dict:
 
 
 def run_bulk(db: Database, max_id: int) -> dict:
-    with psycopg.connect(libpq_url(db.url)) as conn, Probe(db, max_id) as probe:
+    with psycopg.connect(libpq_url(db.url)) as conn, AimProbe(db, max_id) as probe:
         cutoff = conn.execute("SELECT (now() AT TIME ZONE 'UTC')::timestamp(3)").fetchone()[0]
         conn.commit()
         with Stopwatch() as watch:
@@ -278,22 +222,13 @@ def run_bulk(db: Database, max_id: int) -> dict:
 # ------------------------------------------------------------------------------
 
 
-def spread(latencies_ms: list[float]) -> str:
-    cuts = ", ".join(f"p{round(f * 100)} {percentile(latencies_ms, f):.2f}" for f in (0.5, 0.9, 0.99))
-    return f"{len(latencies_ms)} rounds, {cuts}, max {max(latencies_ms):.2f} ms"
-
-
-def verdict(ok: bool) -> str:
-    return "meets target" if ok else "MISSES target"
-
-
 def one_round(server: str, template: Database, rows: int, settings: dict[str, str], n: int) -> dict:
     """Ours and the bulk move, each on its own fresh copy of the loaded data, with an idle probe first."""
     with clone(server, template, f"ours{n}") as ours_db, clone(server, template, f"bulk{n}") as bulk_db:
-        warm(ours_db)
+        warm_up(ours_db)
         idle = probe_idle(ours_db, rows)
         ours = run_ours(ours_db, rows, settings)
-        warm(bulk_db)
+        warm_up(bulk_db)
         bulk = run_bulk(bulk_db, rows)
     if ours["rows"] != bulk["rows"]:
         raise SystemExit(f"round {n}: rows moved differ: ours {ours['rows']:,}, bulk {bulk['rows']:,}")
@@ -357,10 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     with Stopwatch() as gen:
         lines = generate(args.rows, args.delivered, now)
     with pg_server() as server, fresh_database(server) as template:
-        with Stopwatch() as preparing:
-            recycled = recycle_wal(server)
-        if recycled:
-            print(f"server: {WAL_RECYCLED_MB} MB of recycled WAL segments ({preparing.seconds:.1f} s)")
+        recycle_wal(server)
         with Stopwatch() as loading:
             load(template, lines)
         del lines

@@ -1,21 +1,26 @@
 """Log clean-up: cost against rows removed, and what a concurrent log writer sees, on PostgreSQL.
 
-    python -m bench.bench_log_cleanup [--small 10000 --big 1000000 --months 10]
+    python -m bench.bench_log_cleanup [--small 10000 --big 1000000 --months 10 --rounds 5]
 
-One fresh migrated database. Each round loads rows (COPY through PLSP.Log) into
-the old months before the current UTC month, spread evenly, while a writer
-thread (its own connection) inserts a log row for now every few milliseconds
-through PLSP.Log and a reader thread counts the last minute's rows through
-PLSP.Log; both time every statement.
+One fresh migrated database on a server with recycled WAL segments (on a
+throwaway server; bench.common.recycle_wal, for every contender alike). Each
+run loads rows (COPY through PLSP.Log) into the old months before the current
+UTC month, spread evenly, while a writer thread (its own connection) inserts a
+log row for now every few milliseconds through PLSP.Log and a reader thread
+counts the last minute's rows through PLSP.Log; both time every statement.
 
-  * ours, small: the log_cleanup job removing --small rows;
+  * ours, small: the log_cleanup job (shipped settings) removing --small rows;
   * ours, big: the log_cleanup job removing --big rows;
   * baseline: ``DELETE FROM PLSP.Log WHERE LoggedUtc < <start of this month>``
     removing --big rows, one statement.
 
-Printed: time big / small (target <= 2: the cost does not grow with the rows),
-our time beside the plain DELETE's, and the longest insert of the writer during
-each (target < 1 s).
+Ours runs --rounds times each, small and big interleaved (small, big; big,
+small; ...) so a drift in the machine's load hits both alike; the medians
+count. Printed: time big / small (target <= 2: the cost does not grow with the
+rows), the month step's cost (the median Ops.JobRunBatch.DurationMs of the
+steps that emptied a month: TRUNCATE and commit) for small and big, where the
+rest of each run's time goes, our time beside the plain DELETE's, and the
+longest insert of the writer during each (target < 1 s).
 
 Then the design choice, measured: a reader holds an old month open (an open
 transaction that read it) while the month is removed with a lock budget of
@@ -29,14 +34,25 @@ during each.
 from __future__ import annotations
 
 import argparse
-import threading
 import time
 from datetime import UTC, datetime
 
 import numpy as np
 import psycopg
 
-from bench.common import Stopwatch, fresh_database, libpq_url, median, percentile, pg_server, report
+from bench.common import (
+    Probe,
+    Stopwatch,
+    fresh_database,
+    libpq_url,
+    median,
+    percentile,
+    pg_server,
+    recycle_wal,
+    report,
+    verdict,
+    warm,
+)
 from orchestrator.database import Database
 from orchestrator.jobs import JOBS, run_job
 
@@ -55,13 +71,20 @@ LOCK_BUDGET_MS = 1_000  # what each contender may wait for an old month's lock
 TIME_RATIO_TARGET = 2.0
 WRITER_WAIT_TARGET_MS = 1_000.0
 P99 = 0.99
-REPEATS = 3  # each of our rounds runs this often; the median time counts (noisy shared machines)
+DEFAULT_ROUNDS = 5  # ours, small and big, run this often each; the medians count (noisy shared machines)
 OURS_DESIGN = "ours: TRUNCATE, NOWAIT retried"
 
 COPY_LOG = "COPY PLSP.Log (LoggedUtc, Level, Source, Message, CorrelationId) FROM STDIN"
 WRITE = "INSERT INTO PLSP.Log (LoggedUtc, Level, Source, Message) VALUES (%s, 'INFO', 'bench', %s)"
 READ = "SELECT count(*) FROM PLSP.Log WHERE LoggedUtc >= (now() AT TIME ZONE 'UTC') - INTERVAL '1 minute'"
 PLAIN_DELETE = "DELETE FROM PLSP.Log WHERE LoggedUtc < %s"
+RUN_STEPS = """
+SELECT DurationMs, Note LIKE 'emptied %%' FROM Ops.JobRunBatch WHERE JobRunId = %s ORDER BY BatchNo
+"""
+SLEEP_FACTOR = """
+SELECT Value::numeric FROM Ops.Setting WHERE Name = 'SleepFactor' AND JobName IN ('log_cleanup', '*')
+ORDER BY JobName = '*' LIMIT 1
+"""
 LEVELS = ("INFO", "INFO", "INFO", "WARN", "ERROR", "DEBUG")
 SOURCES = ("UploadData", "HentCDA", "CheckPatientInkluded", "ConvertPatientValues", "FlpAimImport")
 
@@ -87,22 +110,24 @@ def load(db: Database, rows: int, months: int) -> None:
     levels = rng.integers(0, len(LEVELS), rows)
     sources = rng.integers(0, len(SOURCES), rows)
     corr = rng.integers(0, 2**62, rows)
-    with psycopg.connect(libpq_url(db.url), autocommit=True) as conn:
-        with conn.cursor() as cur, cur.copy(COPY_LOG) as copy:
-            for start in range(0, rows, COPY_CHUNK_ROWS):
-                stop = min(rows, start + COPY_CHUNK_ROWS)
-                copy.write(
-                    "".join(
-                        f"{logged_s[i]}\t{LEVELS[levels[i]]}\t{SOURCES[sources[i]]}\t"
-                        f"request {i} handled for klinik {i % 2000}, patient ref {corr[i] % 99991}\t"
-                        f"00000000-0000-4000-8000-{corr[i] % 10**12:012d}\n"
-                        for i in range(start, stop)
-                    )
+    with (
+        psycopg.connect(libpq_url(db.url), autocommit=True) as conn,
+        conn.cursor() as cur,
+        cur.copy(COPY_LOG) as copy,
+    ):
+        for start in range(0, rows, COPY_CHUNK_ROWS):
+            stop = min(rows, start + COPY_CHUNK_ROWS)
+            copy.write(
+                "".join(
+                    f"{logged_s[i]}\t{LEVELS[levels[i]]}\t{SOURCES[sources[i]]}\t"
+                    f"request {i} handled for klinik {i % 2000}, patient ref {corr[i] % 99991}\t"
+                    f"00000000-0000-4000-8000-{corr[i] % 10**12:012d}\n"
+                    for i in range(start, stop)
                 )
-        # Old months in production were vacuumed long ago: so are these, before timing.
-        conn.execute("VACUUM ANALYZE PLSP.Log")
-        conn.execute("CHECKPOINT")
-    time.sleep(SETTLE_SECONDS)
+            )
+    # Old months in production were vacuumed long ago: so are these, before timing; then
+    # CHECKPOINT, sync and a pause, so no write-back of the load runs under a measurement.
+    warm(db, "VACUUM ANALYZE PLSP.Log", settle_seconds=SETTLE_SECONDS)
 
 
 def old_rows(db: Database) -> int:
@@ -117,39 +142,38 @@ def old_rows(db: Database) -> int:
 # ------------------------------------------------------------------------------
 
 
-class Probe(threading.Thread):
-    """Runs one statement again and again on its own connection; times each."""
+class LogWriter(Probe):
+    """Inserts a log row for now through PLSP.Log, again and again; times each insert."""
 
-    def __init__(self, db: Database, kind: str) -> None:
-        super().__init__(daemon=True)
-        self.url, self.kind = libpq_url(db.url), kind
-        self.stop = threading.Event()
-        self.latencies_ms: list[float] = []
-        self.errors: list[str] = []
+    kind = "writer"
 
-    def run(self) -> None:
-        interval = WRITER_INTERVAL_SECONDS if self.kind == "writer" else READER_INTERVAL_SECONDS
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            for n in range(PROBE_MAX_ROUNDS):
-                if self.stop.is_set():
-                    break
-                started = time.perf_counter()
-                try:
-                    if self.kind == "writer":
-                        conn.execute(WRITE, (datetime.now(UTC).replace(tzinfo=None), f"bench writer {n}"))
-                    else:
-                        conn.execute(READ).fetchone()
-                except psycopg.Error as exc:
-                    self.errors.append(str(exc))
-                self.latencies_ms.append((time.perf_counter() - started) * 1000)
-                time.sleep(interval)
+    def __init__(self, db: Database) -> None:
+        super().__init__(db, WRITER_INTERVAL_SECONDS, PROBE_MAX_ROUNDS)
+
+    def prepare(self, n: int) -> tuple[datetime, str]:
+        return datetime.now(UTC).replace(tzinfo=None), f"bench writer {n}"
+
+    def step(self, conn: psycopg.Connection, row: tuple[datetime, str]) -> None:
+        conn.execute(WRITE, row)
+
+
+class LogReader(Probe):
+    """Counts the last minute's rows through PLSP.Log (a read of the whole log); times each."""
+
+    kind = "reader"
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db, READER_INTERVAL_SECONDS, PROBE_MAX_ROUNDS)
+
+    def step(self, conn: psycopg.Connection, n: int) -> None:
+        conn.execute(READ).fetchone()
 
 
 class Observed:
     """A writer and a reader running around a block of work."""
 
     def __init__(self, db: Database) -> None:
-        self.writer, self.reader = Probe(db, "writer"), Probe(db, "reader")
+        self.writer, self.reader = LogWriter(db), LogReader(db)
 
     def __enter__(self) -> Observed:
         self.writer.start()
@@ -157,14 +181,13 @@ class Observed:
         time.sleep(OBSERVE_SECONDS)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         time.sleep(OBSERVE_SECONDS)
         for probe in (self.writer, self.reader):
-            probe.stop.set()
-            probe.join()
-        errors = self.writer.errors + self.reader.errors
-        if errors:
-            raise SystemExit(f"a probe failed: {errors[0]}")
+            probe.halt()
+        if exc_type is None:
+            for probe in (self.writer, self.reader):
+                probe.check()
 
 
 # ------------------------------------------------------------------------------
@@ -185,17 +208,27 @@ def run_ours(db: Database) -> dict:
     if result.result != "succeeded":
         raise SystemExit(f"log_cleanup did not succeed: {result}")
     with psycopg.connect(libpq_url(db.url), autocommit=True) as conn:
-        batch_ms = conn.execute(
-            "SELECT string_agg(DurationMs::text, ', ' ORDER BY BatchNo) FROM Ops.JobRunBatch "
-            "WHERE JobRunId = %s",
-            (result.job_run_id,),
-        ).fetchone()[0]
+        steps = conn.execute(RUN_STEPS, (result.job_run_id,)).fetchall()
+        sleep_factor = float(conn.execute(SLEEP_FACTOR).fetchone()[0])
+    step_ms = [ms for ms, _ in steps]
+    month_ms = [ms for ms, month in steps if month]
+    # The engine pauses SleepFactor times a step's duration after every step but the last.
+    pause_ms = sum(int(ms * sleep_factor + 0.5) for ms in step_ms[:-1])
+    rest_ms = result.seconds * 1000 - sum(step_ms) - pause_ms
     return {
         "rows": result.rows,
         "seconds": result.seconds,
         "seen": seen,
         "wal_bytes": wal_bytes,
-        "detail": f"batches {batch_ms} ms",
+        "month_ms": month_ms,
+        "other_step_ms": sum(step_ms) - sum(month_ms),
+        "pause_ms": pause_ms,
+        "rest_ms": rest_ms,
+        "sleep_factor": sleep_factor,
+        "detail": (
+            f"batches {', '.join(map(str, step_ms))} ms (month steps: median {median(month_ms):.0f} ms); "
+            f"pauses ~{pause_ms} ms, the rest {rest_ms:.0f} ms"
+        ),
     }
 
 
@@ -285,10 +318,6 @@ def describe(name: str, run: dict) -> None:
         )
 
 
-def verdict(ok: bool) -> str:
-    return "meets target" if ok else "MISSES target"
-
-
 def set_setting(db: Database, name: str, value: str) -> None:
     with psycopg.connect(libpq_url(db.url), autocommit=True) as conn:
         conn.execute(
@@ -301,36 +330,48 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", type=int, default=DEFAULT_SMALL)
     parser.add_argument("--big", type=int, default=DEFAULT_BIG)
     parser.add_argument("--months", type=int, default=DEFAULT_MONTHS)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=DEFAULT_ROUNDS,
+        help="run ours small and big this often each, interleaved; medians are reported",
+    )
     args = parser.parse_args(argv)
+    if args.rounds < 1 or not 0 < args.small < args.big or args.months < 1:
+        parser.error("need --rounds >= 1, --months >= 1 and 0 < --small < --big")
     print(
         f"bench_log_cleanup: {args.small:,} and {args.big:,} old rows over {args.months} months "
-        f"before {month_start(0):%Y-%m}; PostgreSQL"
+        f"before {month_start(0):%Y-%m}; PostgreSQL; {args.rounds} rounds"
     )
 
+    # Small and big interleaved, the order turned every round (small, big; big, small; ...):
+    # a drift in the machine's load hits both alike. The plain DELETE once, at the end.
+    schedule = []
+    for n in range(1, args.rounds + 1):
+        pair = [("ours, small", args.small, n), ("ours, big", args.big, n)]
+        schedule += pair if n % 2 else pair[::-1]
+    schedule.append(("plain DELETE", args.big, 1))
+
     with pg_server() as server, fresh_database(server) as db:
+        recycle_wal(server)
         set_setting(db, "LockWaitMs", str(LOCK_BUDGET_MS))
         run_job(db, JOBS["log_cleanup"], triggered_by="test")  # warm-up: nothing to do yet
         runs: dict[str, list[dict]] = {}
-        for name, rows, repeats in (
-            ("ours, small", args.small, REPEATS),
-            ("ours, big", args.big, REPEATS),
-            ("plain DELETE", args.big, 1),
-        ):
-            for _ in range(repeats):
-                with Stopwatch() as loading:
-                    load(db, rows, args.months)
-                if old_rows(db) != rows:
-                    raise SystemExit(f"{name}: loaded {old_rows(db)} old rows, expected {rows}")
-                run = run_plain_delete(db) if name == "plain DELETE" else run_ours(db)
-                if run["rows"] != rows or old_rows(db) != 0:
-                    raise SystemExit(f"{name}: removed {run['rows']} of {rows}, {old_rows(db)} old rows left")
-                runs.setdefault(name, []).append(run)
-                print(
-                    f"{name}: loaded {rows:,} rows in {loading.seconds:.1f} s; "
-                    f"removed in {run['seconds']:.3f} s, "
-                    f"WAL {run['wal_bytes'] / 2**20:.1f} MiB, {run['detail']}"
-                )
-                describe(name, run)
+        for name, rows, n in schedule:
+            with Stopwatch() as loading:
+                load(db, rows, args.months)
+            if old_rows(db) != rows:
+                raise SystemExit(f"{name}: loaded {old_rows(db)} old rows, expected {rows}")
+            run = run_plain_delete(db) if name == "plain DELETE" else run_ours(db)
+            if run["rows"] != rows or old_rows(db) != 0:
+                raise SystemExit(f"{name}: removed {run['rows']} of {rows}, {old_rows(db)} old rows left")
+            runs.setdefault(name, []).append(run)
+            print(
+                f"{name}, round {n}: loaded {rows:,} rows in {loading.seconds:.1f} s; "
+                f"removed in {run['seconds']:.3f} s, "
+                f"WAL {run['wal_bytes'] / 2**20:.1f} MiB, {run['detail']}"
+            )
+            describe(name, run)
 
         # The design choice: one old month held open by a reader.
         busy = f"plsp.log_{month_start(-1):%Y%m}"
@@ -356,16 +397,29 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("ours, small", "ours, big", "plain DELETE")
     )
     time_ratio = big["seconds"] / small["seconds"]
+    month_ms = {
+        name: median([ms for run in runs[name] for ms in run["month_ms"]])
+        for name in ("ours, small", "ours, big")
+    }
     plain_with_vacuum = plain["seconds"] + runs["plain DELETE"][0]["vacuum_seconds"]
     writer_ms = {name: max(longest(run, "writer") for run in rounds) for name, rounds in runs.items()}
     report(
         "Log clean-up: cost against rows removed (ratio = ours / baseline)",
         [
             (
-                f"time (median of {REPEATS}), {args.big:,} rows vs {args.small:,} rows, s",
+                f"time (median of {args.rounds}), {args.big:,} rows vs {args.small:,} rows, s",
                 f"{big['seconds']:.3f}",
                 f"{small['seconds']:.3f}",
                 f"{time_ratio:.2f}",
+            ),
+            (
+                f"one month's step (median DurationMs), ~{args.big // args.months:,} rows vs "
+                f"~{args.small // args.months:,}, ms",
+                f"{month_ms['ours, big']:.1f}",
+                f"{month_ms['ours, small']:.1f}",
+                f"{month_ms['ours, big'] / month_ms['ours, small']:.2f}"
+                if month_ms["ours, small"]
+                else "n/a",
             ),
             (
                 f"WAL written, {args.big:,} rows vs {args.small:,} rows, MiB",
@@ -402,6 +456,25 @@ def main(argv: list[str] | None = None) -> int:
             ),
         ],
     )
+    print(
+        f"\nWhere our time goes (medians of {args.rounds} rounds; "
+        "pauses: SleepFactor x each step but the last):"
+    )
+    for name in ("ours, small", "ours, big"):
+        rounds = runs[name]
+        print(
+            f"  {name}: {median([len(r['month_ms']) for r in rounds]):.0f} month steps "
+            "(TRUNCATE + commit; the first also checks the months ahead) "
+            f"{median([sum(r['month_ms']) for r in rounds]):.0f} ms, "
+            f"other steps {median([r['other_step_ms'] for r in rounds]):.0f} ms, "
+            f"pauses ~{median([r['pause_ms'] for r in rounds]):.0f} ms "
+            f"(SleepFactor {rounds[0]['sleep_factor']:g}), "
+            f"the rest {median([r['rest_ms'] for r in rounds]):.0f} ms "
+            f"(run row, job lock, health checks, batch rows, client); "
+            f"total {median([r['seconds'] for r in rounds]) * 1000:.0f} ms"
+        )
+    pairs = [b["seconds"] / a["seconds"] for a, b in zip(runs["ours, small"], runs["ours, big"], strict=True)]
+    print("  time big/small round by round: " + ", ".join(f"{ratio:.2f}" for ratio in pairs))
     ours_design = designs[OURS_DESIGN]
     rows = []
     for kind, what in (("writer", "writer insert"), ("reader", "whole-log read")):

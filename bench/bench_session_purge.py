@@ -20,20 +20,27 @@ an expired session during ours beside the bulk DELETE's.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import random
-import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import psycopg
-from psycopg import sql
-from sqlalchemy.engine import make_url
 
-from bench.common import Stopwatch, fresh_database, libpq_url, percentile, pg_server, report
+from bench.common import (
+    Probe,
+    Stopwatch,
+    clone,
+    fresh_database,
+    libpq_url,
+    percentile,
+    pg_server,
+    recycle_wal,
+    report,
+    spread,
+    warm,
+)
 from orchestrator.database import Database
 from orchestrator.jobs import JOBS, run_job
 
@@ -108,79 +115,55 @@ def load(db: Database, lines: list[str]) -> None:
         conn.execute("CHECKPOINT")
 
 
-@contextlib.contextmanager
-def clone(server_url: str, source: Database) -> Iterator[Database]:
-    """An identical copy of ``source`` (CREATE DATABASE ... TEMPLATE), dropped afterwards."""
-    source.engine.dispose()
-    source_name = make_url(source.url).database
-    name = f"{source_name}_copy"
-    with psycopg.connect(libpq_url(server_url), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
-                sql.Identifier(name), sql.Identifier(source_name)
-            )
-        )
-    db = Database(make_url(server_url).set(database=name).render_as_string(hide_password=False))
-    try:
-        yield db
-    finally:
-        db.engine.dispose()
-        with psycopg.connect(libpq_url(server_url), autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-def warm(db: Database) -> None:
-    """Read the table and its expiry index once, so neither contender starts from a cold cache,
-    then let the writes of loading and cloning reach the disk before anything is timed."""
-    with psycopg.connect(libpq_url(db.url), autocommit=True) as conn:
-        conn.execute("SELECT count(*), max(UserRef) FROM PLSP.Session")
-        conn.execute("SELECT count(*) FROM PLSP.Session WHERE ExpiresUtc < now() AT TIME ZONE 'UTC'")
-        conn.execute("CHECKPOINT")
-    time.sleep(SETTLE_SECONDS)
+def warm_up(db: Database) -> None:
+    """The table and its expiry index read once, then CHECKPOINT, sync and a pause
+    (bench.common.warm), so the writes of loading and cloning are on disk before anything is timed."""
+    warm(
+        db,
+        "SELECT count(*), max(UserRef) FROM PLSP.Session",
+        "SELECT count(*) FROM PLSP.Session WHERE ExpiresUtc < now() AT TIME ZONE 'UTC'",
+        settle_seconds=SETTLE_SECONDS,
+    )
 
 
 # ------------------------------------------------------------------------------
-# Probe
+# Probes
 # ------------------------------------------------------------------------------
 
 
-class Probe(threading.Thread):
-    """Keeps creating one session and reading a live one by id (``touch``: touching an expired
-    one by id instead); records each round's latency."""
+class SessionProbe(Probe):
+    """Keeps creating one session and reading a live one by id; records each round's latency."""
 
-    def __init__(self, db: Database, ids: list[str], touch: bool = False) -> None:
-        super().__init__(daemon=True)
-        self.url, self.ids, self.touch = libpq_url(db.url), ids, touch
-        self.stop = threading.Event()
-        self.latencies_ms: list[float] = []
+    def __init__(self, db: Database, ids: list[str]) -> None:
+        super().__init__(db, PROBE_INTERVAL_SECONDS, PROBE_MAX_ROUNDS)
+        self.ids = ids
+        self.rng = random.Random(SEED)
 
-    def run(self) -> None:
-        rng = random.Random(SEED)
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            for n in range(PROBE_MAX_ROUNDS):
-                if self.stop.is_set():
-                    break
-                expires = datetime.now(UTC).replace(tzinfo=None) + timedelta(minutes=PROBE_SESSION_MINUTES)
-                started = time.perf_counter()
-                if self.touch:
-                    conn.execute(TOUCH_EXPIRED, (self.ids[n % len(self.ids)],))
-                else:
-                    conn.execute(PROBE_INSERT, (uuid.uuid4(), f"probe{n}", expires))
-                    conn.execute(PROBE_READ, (rng.choice(self.ids),)).fetchone()
-                self.latencies_ms.append((time.perf_counter() - started) * 1000)
-                time.sleep(TOUCH_INTERVAL_SECONDS if self.touch else PROBE_INTERVAL_SECONDS)
+    def prepare(self, n: int) -> tuple[int, datetime]:
+        return n, datetime.now(UTC).replace(tzinfo=None) + timedelta(minutes=PROBE_SESSION_MINUTES)
 
-    def __enter__(self) -> Probe:
-        self.start()
-        return self
+    def step(self, conn: psycopg.Connection, arg: tuple[int, datetime]) -> None:
+        n, expires = arg
+        conn.execute(PROBE_INSERT, (uuid.uuid4(), f"probe{n}", expires))
+        conn.execute(PROBE_READ, (self.rng.choice(self.ids),)).fetchone()
 
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self.join()
+
+class TouchProbe(Probe):
+    """Keeps touching an expired session by id, as a request arriving for a session that just
+    ran out would: it needs that row's lock, which a purge holds while deleting it."""
+
+    kind = "touch"
+
+    def __init__(self, db: Database, ids: list[str]) -> None:
+        super().__init__(db, TOUCH_INTERVAL_SECONDS, PROBE_MAX_ROUNDS)
+        self.ids = ids
+
+    def step(self, conn: psycopg.Connection, n: int) -> None:
+        conn.execute(TOUCH_EXPIRED, (self.ids[n % len(self.ids)],))
 
 
 def probe_idle(db: Database, live_ids: list[str]) -> list[float]:
-    with Probe(db, live_ids) as probe:
+    with SessionProbe(db, live_ids) as probe:
         time.sleep(IDLE_PROBE_SECONDS)
     return probe.latencies_ms
 
@@ -191,7 +174,7 @@ def probe_idle(db: Database, live_ids: list[str]) -> list[float]:
 
 
 def run_ours(db: Database, live_ids: list[str], gone_ids: list[str], loaded_at: datetime) -> dict:
-    with Probe(db, live_ids) as probe, Probe(db, gone_ids, touch=True) as toucher:
+    with SessionProbe(db, live_ids) as probe, TouchProbe(db, gone_ids) as toucher:
         result = run_job(db, JOBS["session_purge"], triggered_by="test")
     if result.result != "succeeded":
         raise SystemExit(f"session_purge did not succeed: {result}")
@@ -219,8 +202,8 @@ def run_ours(db: Database, live_ids: list[str], gone_ids: list[str], loaded_at: 
 def run_bulk(db: Database, live_ids: list[str], gone_ids: list[str]) -> dict:
     with (
         psycopg.connect(libpq_url(db.url)) as conn,
-        Probe(db, live_ids) as probe,
-        Probe(db, gone_ids, touch=True) as toucher,
+        SessionProbe(db, live_ids) as probe,
+        TouchProbe(db, gone_ids) as toucher,
     ):
         cutoff = conn.execute("SELECT (now() AT TIME ZONE 'UTC')::timestamp(3)").fetchone()[0]
         conn.commit()
@@ -238,11 +221,6 @@ def run_bulk(db: Database, live_ids: list[str], gone_ids: list[str]) -> dict:
 # ------------------------------------------------------------------------------
 # Main
 # ------------------------------------------------------------------------------
-
-
-def spread(latencies_ms: list[float]) -> str:
-    cuts = ", ".join(f"p{round(f * 100)} {percentile(latencies_ms, f):.2f}" for f in (0.5, 0.9, 0.99))
-    return f"{len(latencies_ms)} rounds, {cuts}, max {max(latencies_ms):.2f} ms"
 
 
 def settings(db: Database) -> str:
@@ -274,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     with Stopwatch() as gen:
         lines, live_ids, gone_ids = generate(args.sessions, args.expired, now)
     with pg_server() as server, fresh_database(server) as ours_db:
+        recycle_wal(server)
         with Stopwatch() as loading:
             load(ours_db, lines)
         del lines
@@ -284,10 +263,10 @@ def main(argv: list[str] | None = None) -> int:
         shipped = "as shipped" if not overrides else "overridden: " + ", ".join(args.set)
         print(f"our settings ({shipped}): {settings(ours_db)}")
         with clone(server, ours_db) as bulk_db:
-            warm(ours_db)
+            warm_up(ours_db)
             idle = probe_idle(ours_db, live_ids)
             ours = run_ours(ours_db, live_ids, gone_ids, now)
-            warm(bulk_db)
+            warm_up(bulk_db)
             bulk = run_bulk(bulk_db, live_ids, gone_ids)
 
     if ours["rows"] + ours["skipped"] != args.expired or bulk["rows"] != args.expired:
