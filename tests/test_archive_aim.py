@@ -546,14 +546,20 @@ def test_killed_at_random_points_loses_and_duplicates_nothing(db):
 # ------------------------------------------------------------------------------
 
 
-def test_migration_adds_and_removes_the_job_and_its_setting(empty_db_url):
+def test_migration_adds_and_removes_the_job_and_its_settings(empty_db_url):
     from orchestrator.database import Database
 
     migrate.upgrade(empty_db_url, "0002")
     db = Database(empty_db_url)
     try:
-        settings = "SELECT JobName, Name, Value FROM Ops.Setting WHERE JobName = 'archive_aim'"
-        assert fetch_all(db, settings) == [("archive_aim", "RetentionDays", "0")]
+        settings = "SELECT Name, Value FROM Ops.Setting WHERE JobName = 'archive_aim' ORDER BY Name"
+        assert fetch_all(db, settings) == [
+            ("BatchSizeMin", "200"),
+            ("BatchSizeStart", "1000"),
+            ("BatchTargetMs", "5"),
+            ("RetentionDays", "0"),
+            ("SleepFactor", "0"),
+        ]
         procs = "SELECT count(*) FROM pg_proc WHERE proname IN ('archive_aim', 'archive_aim_batch')"
         assert scalar(db, procs) == 2
 
