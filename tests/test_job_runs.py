@@ -89,3 +89,22 @@ def test_finish_of_an_unknown_run_names_the_parameter(contract_db):
     db = contract_db
     with db.connect() as conn, pytest.raises(Exception, match="JobRunId"):
         db.call(conn, "Job.job_run_finish", {"JobRunId": 999999, "Status": "succeeded"})
+
+
+def test_a_session_holding_the_lock_cannot_start_the_job_again(contract_db):
+    # A run that failed in this session (e.g. in psql) still holds the lock: a
+    # second start here must say so, not mark the first run abandoned.
+    db = contract_db
+    with db.connect() as conn:
+        first = start(db, conn)["JobRunId"]
+        with pytest.raises(Exception, match="holds the job's lock already"):
+            start(db, conn)
+        assert scalar(db, "SELECT Status FROM Ops.JobRun WHERE JobRunId = ?", (first,)) == "running"
+        db.call(conn, "Job.job_run_fail", {"JobName": "contract_job", "Message": "failed here"})
+        assert start(db, conn)["Result"] == "started"
+
+
+def test_job_names_are_lower_case_so_lock_and_rows_agree(contract_db):
+    db = contract_db
+    with db.connect() as conn, pytest.raises(Exception, match="lower-case letters"):
+        start(db, conn, job="Contract_Job")

@@ -9,9 +9,13 @@
 -- table and enter the history together, or not at all. A row is in exactly one
 -- of the two tables at every moment, and a batch retried after a crash finds
 -- each row where it was (the history's primary key would refuse a second copy).
--- The DELETE checks the predicate again on every row it locks, so a row another
--- session changed since the range was read moves only if it still may go, as it
--- is then. A row another session holds locked (READPAST) is left for the next
+-- The DELETE takes the whole keyset range (@FromId, @ToId] as read, as the
+-- PostgreSQL twin does, with no TOP: the range held at most @BatchSize rows that
+-- may go when it was read, and a TOP without ORDER BY could leave any of them
+-- behind the next batch's position. It checks the predicate again on every row
+-- it locks, so a row another session changed since the range was read moves
+-- only if it still may go, as it is then. A row another session holds locked
+-- (READPAST, which needs READ COMMITTED: set on entry) is left for the next
 -- run, never waited for. OUTPUT ... INTO needs PLSP.FLP_AIM_History to stay
 -- without triggers, foreign keys and check constraints.
 -- @Execute = 'N' only counts the rows the batch would move; it writes nothing.
@@ -30,6 +34,7 @@ CREATE OR ALTER PROCEDURE Job.archive_aim_batch
 AS
 BEGIN
     SET NOCOUNT, XACT_ABORT ON;
+    SET TRANSACTION ISOLATION LEVEL READ COMMITTED;  -- READPAST needs it (error 650 otherwise); reverts when the procedure returns
 
     DECLARE @Errors nvarchar(2048) = N'';
     DECLARE @RetentionText nvarchar(400);
@@ -38,6 +43,12 @@ BEGIN
     DECLARE @FromId bigint = COALESCE(@Position, 0);
     DECLARE @ToId bigint;
     DECLARE @Picked int;
+
+    ----------------------------------------------------------------------------
+    -- Check requirements
+    ----------------------------------------------------------------------------
+    IF @@TRANCOUNT <> 0
+        SET @Errors += N'Job.archive_aim_batch must not run inside a transaction: it commits its own short transactions. ';
 
     ----------------------------------------------------------------------------
     -- Check parameters
@@ -86,8 +97,8 @@ BEGIN
         BEGIN TRY
             BEGIN TRANSACTION;
 
-            DELETE TOP (@BatchSize)
-            FROM PLSP.FLP_AIM WITH (ROWLOCK, READPAST)
+            -- The whole range as read, like the PostgreSQL twin: no TOP.
+            DELETE FROM PLSP.FLP_AIM WITH (ROWLOCK, READPAST)
             OUTPUT
                 deleted.Id, deleted.ForloebsplanId, deleted.Status, deleted.CreatedUtc, deleted.QueuedUtc,
                 deleted.DeliveredUtc, SYSUTCDATETIME()

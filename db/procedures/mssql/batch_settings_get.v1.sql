@@ -22,6 +22,12 @@ BEGIN
     DECLARE @Errors nvarchar(2048) = N'';
 
     ----------------------------------------------------------------------------
+    -- Check parameters
+    ----------------------------------------------------------------------------
+    IF @JobName IS NULL OR @JobName = ''
+        THROW 50001, N'The value for the parameter @JobName is not supported: give the job''s name. ', 1;
+
+    ----------------------------------------------------------------------------
     -- Read: the job's own value wins over '*'
     ----------------------------------------------------------------------------
     WITH resolved AS (
@@ -59,8 +65,8 @@ BEGIN
         SET @Errors += N'Setting BatchSizeMax (Ops.Setting) must be a whole number from BatchSizeMin to 4999 (lock escalation starts at 5000). ';
     IF @BatchSizeStart IS NULL OR @BatchSizeStart <= 0
         SET @Errors += N'Setting BatchSizeStart (Ops.Setting) is missing or not a positive whole number. ';
-    IF @SleepFactor IS NULL OR @SleepFactor < 0
-        SET @Errors += N'Setting SleepFactor (Ops.Setting) is missing or negative. ';
+    IF @SleepFactor IS NULL OR @SleepFactor < 0 OR @SleepFactor > 10
+        SET @Errors += N'Setting SleepFactor (Ops.Setting) must be a number from 0 to 10. ';
     IF @TimeLimitSeconds IS NULL OR @TimeLimitSeconds <= 0 OR @TimeLimitSeconds > 604800
         SET @Errors += N'Setting TimeLimitSeconds (Ops.Setting) must be a whole number of seconds from 1 to 604800 (7 days). ';
     IF @HealthMaxActive IS NULL OR @HealthMaxActive < 0

@@ -13,8 +13,27 @@ AS
 BEGIN
     SET NOCOUNT, XACT_ABORT ON;
 
+    DECLARE @Errors nvarchar(2048) = N'';
     DECLARE @Active int;
     DECLARE @LockWaits int;
+
+    ----------------------------------------------------------------------------
+    -- Check parameters (a NULL limit would silently open the gate)
+    ----------------------------------------------------------------------------
+    IF @MaxActive IS NULL OR @MaxActive < 0
+        SET @Errors += N'The value for the parameter @MaxActive is not supported: give 0 or more sessions. ';
+    IF @MaxLockWaits IS NULL OR @MaxLockWaits < 0
+        SET @Errors += N'The value for the parameter @MaxLockWaits is not supported: give 0 or more sessions. ';
+
+    ----------------------------------------------------------------------------
+    -- Raise collected errors
+    ----------------------------------------------------------------------------
+    IF @Errors <> N''
+        THROW 50001, @Errors, 1;
+
+    ----------------------------------------------------------------------------
+    -- Look
+    ----------------------------------------------------------------------------
 
     SELECT
         @Active = COUNT(CASE WHEN r.session_id <> @@SPID THEN 1 END),

@@ -28,8 +28,11 @@ BEGIN
     ----------------------------------------------------------------------------
     -- Check parameters
     ----------------------------------------------------------------------------
-    IF @JobName IS NULL OR LTRIM(RTRIM(@JobName)) = ''
-        SET @Errors += N'The value for the parameter @JobName is not supported: give the job''s name. ';
+    -- Lower case only: the lock name compares binary, Ops.JobRun by collation.
+    IF @JobName IS NULL OR @JobName = '' OR @JobName COLLATE Latin1_General_BIN2 LIKE '%[^a-z0-9_]%'
+        SET @Errors += N'The value for the parameter @JobName is not supported: give the job''s name in lower-case letters, digits and _. ';
+    IF APPLOCK_MODE('public', @Resource, 'Session') <> 'NoLock'
+        SET @Errors += N'The value for the parameter @JobName is not supported: this session holds the job''s lock already; call Job.job_run_fail first. ';
     IF @TriggeredBy IS NULL OR @TriggeredBy NOT IN ('orchestrator', 'agent', 'manual', 'demo', 'test')
         SET @Errors += N'The value for the parameter @TriggeredBy is not supported: use orchestrator, agent, manual, demo or test. ';
 
@@ -50,7 +53,15 @@ BEGIN
         @LockOwner = 'Session',
         @LockTimeout = 0;
 
-    IF @LockResult < 0
+    -- -1: another session holds it; below that (-2 cancelled, -3 deadlock,
+    -- -999 bad call) is an error, not "already running".
+    IF @LockResult < -1
+    BEGIN
+        SET @Errors = CONCAT(N'sp_getapplock returned ', @LockResult, N' for job ', @JobName, N'. ');
+        THROW 50003, @Errors, 1;
+    END;
+
+    IF @LockResult = -1
     BEGIN
         INSERT INTO Ops.JobRun (JobName, TriggeredBy, Host, EndedUtc, Status, Parameters, Message)
         VALUES (

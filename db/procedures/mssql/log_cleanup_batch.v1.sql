@@ -40,6 +40,7 @@ WITH EXECUTE AS OWNER
 AS
 BEGIN
     SET NOCOUNT, XACT_ABORT ON;
+    SET TRANSACTION ISOLATION LEVEL READ COMMITTED;  -- READPAST needs it (error 650 otherwise); reverts when the procedure returns
 
     DECLARE @Errors nvarchar(2048) = N'';
     DECLARE @CountExactMax int = 10000;  -- straggler rows counted exactly in a dry run
@@ -57,6 +58,12 @@ BEGIN
     DECLARE @StragglerRows bit = 0;
     DECLARE @Counted int;
     DECLARE @Created int;
+
+    ----------------------------------------------------------------------------
+    -- Check requirements
+    ----------------------------------------------------------------------------
+    IF @@TRANCOUNT <> 0
+        SET @Errors += N'Job.log_cleanup_batch must not run inside a transaction: it commits its own short transactions. ';
 
     ----------------------------------------------------------------------------
     -- Check parameters
@@ -246,7 +253,7 @@ BEGIN
         SELECT @Counted = COUNT(*)
         FROM (
             SELECT TOP (@CountExactMax + 1) l.LogId
-            FROM PLSP.Log AS l
+            FROM PLSP.Log AS l WITH (READPAST)  -- a dry run (the probe) never waits on a row
             WHERE l.LoggedUtc >= @StragglerFrom AND l.LoggedUtc < @Cutoff
         ) AS c;
         SET @Rows = @Counted;

@@ -37,6 +37,12 @@ BEGIN
     DECLARE @WaitStartedUtc datetime2(3);
 
     ----------------------------------------------------------------------------
+    -- Check requirements
+    ----------------------------------------------------------------------------
+    IF @@TRANCOUNT <> 0
+        SET @Errors += N'Job.log_partitions_ensure must not run inside a transaction: it commits its own short transactions. ';
+
+    ----------------------------------------------------------------------------
     -- Check parameters
     ----------------------------------------------------------------------------
     IF @MonthsAhead IS NULL OR @MonthsAhead < 0 OR @MonthsAhead > 120

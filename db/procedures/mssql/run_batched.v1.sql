@@ -77,8 +77,8 @@ BEGIN
     ----------------------------------------------------------------------------
     -- Check parameters
     ----------------------------------------------------------------------------
-    IF @JobName IS NULL OR LTRIM(RTRIM(@JobName)) = ''
-        SET @Errors += N'The value for the parameter @JobName is not supported: give the job''s name. ';
+    IF @JobName IS NULL OR @JobName = '' OR @JobName COLLATE Latin1_General_BIN2 LIKE '%[^a-z0-9_]%'
+        SET @Errors += N'The value for the parameter @JobName is not supported: give the job''s name in lower-case letters, digits and _. ';
     IF OBJECT_ID(@BatchProcedure, 'P') IS NULL OR OBJECT_SCHEMA_NAME(OBJECT_ID(@BatchProcedure, 'P')) <> 'Job'
         SET @Errors += N'The value for the parameter @BatchProcedure is not supported: name a procedure in schema Job. ';
     IF @Execute IS NULL OR @Execute NOT IN ('Y', 'N')
@@ -94,6 +94,9 @@ BEGIN
     IF @Errors <> N''
         THROW 50001, @Errors, 1;
 
+    -- Outputs start empty: a dry run returns no run id even if one was passed in.
+    SET @JobRunId = NULL;
+    SET @Result = NULL;
     SET @RowsAffected = 0;
     SET @Parameters = CONCAT(
         N'@Execute = ''', @Execute, N''', @TimeLimitSeconds = ', COALESCE(CAST(@TimeLimitSeconds AS nvarchar(12)), N'NULL')
@@ -245,7 +248,7 @@ BEGIN
             END;
 
             -- Leave room for other work.
-            SET @SleepMs = CAST(@BatchMs * @SleepFactor AS int);
+            SET @SleepMs = CAST(CASE WHEN @BatchMs * @SleepFactor > 60000 THEN 60000 ELSE @BatchMs * @SleepFactor END AS int);
             IF @Done = 0 AND @SleepMs > 0
             BEGIN
                 SET @Delay = DATEADD(MILLISECOND, @SleepMs, CAST(0 AS datetime));
@@ -278,7 +281,9 @@ BEGIN
             ROLLBACK TRANSACTION;
         IF @Execute = 'Y' AND @JobRunId IS NOT NULL
         BEGIN
-            SET @Message = LEFT(ERROR_MESSAGE(), 4000);
+            SET @Message = LEFT(CONCAT(
+                N'Error ', ERROR_NUMBER(), N' in ', ERROR_PROCEDURE(), N' line ', ERROR_LINE(), N': ', ERROR_MESSAGE()
+            ), 4000);
             EXEC Job.job_run_finish
                 @JobRunId = @JobRunId,
                 @Status = 'failed',

@@ -22,7 +22,8 @@
 --     ExpiresUtc deleted. Done when fewer than @BatchSize rows were deleted.
 --   * Dry run: counts @BatchSize rows from ExpiresUtc > position, plus the rows
 --     sharing the last millisecond counted (so each row is counted once, and a
---     dry batch may report a few rows more than @BatchSize); writes nothing.
+--     dry batch may report a few rows more than @BatchSize); writes nothing
+--     and, with READPAST, never waits on a locked row either.
 CREATE OR ALTER PROCEDURE Job.session_purge_batch
     @BatchSize int,
     @Execute char(1),
@@ -33,6 +34,7 @@ CREATE OR ALTER PROCEDURE Job.session_purge_batch
 AS
 BEGIN
     SET NOCOUNT, XACT_ABORT ON;
+    SET TRANSACTION ISOLATION LEVEL READ COMMITTED;  -- READPAST needs it (error 650 otherwise); reverts when the procedure returns
 
     DECLARE @Errors nvarchar(2048) = N'';
     DECLARE @Clock datetime2(7) = SYSUTCDATETIME();
@@ -41,6 +43,12 @@ BEGIN
     DECLARE @Last datetime2(3);
     DECLARE @Found int;
     DECLARE @Deleted TABLE (ExpiresUtc datetime2(3) NOT NULL);
+
+    ----------------------------------------------------------------------------
+    -- Check requirements
+    ----------------------------------------------------------------------------
+    IF @@TRANCOUNT <> 0
+        SET @Errors += N'Job.session_purge_batch must not run inside a transaction: it commits its own short transactions. ';
 
     ----------------------------------------------------------------------------
     -- Check parameters
@@ -102,10 +110,12 @@ BEGIN
     END
     ELSE
     BEGIN
+        -- READPAST here too: the probe (Job.run_batched's first call, a dry
+        -- run) never waits on a login's locked row.
         SELECT @Found = COUNT(*), @Last = MAX(c.ExpiresUtc)
         FROM (
             SELECT TOP (@BatchSize) s.ExpiresUtc
-            FROM PLSP.Session AS s
+            FROM PLSP.Session AS s WITH (READPAST)
             WHERE s.ExpiresUtc > @From AND s.ExpiresUtc < @Now
             ORDER BY s.ExpiresUtc
         ) AS c;
@@ -114,7 +124,7 @@ BEGIN
         IF @Found = @BatchSize
             -- Rows sharing the last millisecond are counted now, not next batch.
             SELECT @Rows = COUNT(*)
-            FROM PLSP.Session AS s
+            FROM PLSP.Session AS s WITH (READPAST)
             WHERE s.ExpiresUtc > @From AND s.ExpiresUtc <= @Last;
         SET @Done = CASE WHEN @Found < @BatchSize THEN 1 ELSE 0 END;
     END;

@@ -46,6 +46,13 @@ DECLARE
     v_ToId bigint;
     v_Picked integer;
 BEGIN
+    -- PostgreSQL has no READPAST, so nothing to set (the T-SQL twin sets READ COMMITTED here).
+
+    ----------------------------------------------------------------------------
+    -- Check requirements: nothing to check; this procedure has no transaction
+    -- control (the runner, Job.run_batched, commits after the call).
+    ----------------------------------------------------------------------------
+
     ----------------------------------------------------------------------------
     -- Check parameters
     ----------------------------------------------------------------------------

@@ -24,6 +24,14 @@ DECLARE
     v_Errors text := '';
 BEGIN
     ----------------------------------------------------------------------------
+    -- Check parameters
+    ----------------------------------------------------------------------------
+    IF p_JobName IS NULL OR p_JobName = '' THEN
+        RAISE EXCEPTION USING ERRCODE = 'FL001',
+            MESSAGE = 'The value for the parameter p_JobName is not supported: give the job''s name. ';
+    END IF;
+
+    ----------------------------------------------------------------------------
     -- Read: the job's own value wins over '*'
     ----------------------------------------------------------------------------
     WITH resolved AS (
@@ -68,8 +76,8 @@ BEGIN
     IF p_BatchSizeStart IS NULL OR p_BatchSizeStart <= 0 THEN
         v_Errors := v_Errors || 'Setting BatchSizeStart (Ops.Setting) is missing or not a positive whole number. ';
     END IF;
-    IF p_SleepFactor IS NULL OR p_SleepFactor < 0 THEN
-        v_Errors := v_Errors || 'Setting SleepFactor (Ops.Setting) is missing or negative. ';
+    IF p_SleepFactor IS NULL OR p_SleepFactor < 0 OR p_SleepFactor > 10 THEN
+        v_Errors := v_Errors || 'Setting SleepFactor (Ops.Setting) must be a number from 0 to 10. ';
     END IF;
     IF p_TimeLimitSeconds IS NULL OR p_TimeLimitSeconds <= 0 OR p_TimeLimitSeconds > 604800 THEN
         v_Errors := v_Errors || 'Setting TimeLimitSeconds (Ops.Setting) must be a whole number of seconds from 1 to 604800 (7 days). ';

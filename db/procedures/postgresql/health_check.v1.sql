@@ -13,9 +13,30 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    v_Errors text := '';
     v_Active integer;
     v_LockWaits integer;
 BEGIN
+    ----------------------------------------------------------------------------
+    -- Check parameters (a NULL limit would silently open the gate)
+    ----------------------------------------------------------------------------
+    IF p_MaxActive IS NULL OR p_MaxActive < 0 THEN
+        v_Errors := v_Errors || 'The value for the parameter p_MaxActive is not supported: give 0 or more sessions. ';
+    END IF;
+    IF p_MaxLockWaits IS NULL OR p_MaxLockWaits < 0 THEN
+        v_Errors := v_Errors || 'The value for the parameter p_MaxLockWaits is not supported: give 0 or more sessions. ';
+    END IF;
+
+    ----------------------------------------------------------------------------
+    -- Raise collected errors
+    ----------------------------------------------------------------------------
+    IF v_Errors <> '' THEN
+        RAISE EXCEPTION USING ERRCODE = 'FL001', MESSAGE = v_Errors;
+    END IF;
+
+    ----------------------------------------------------------------------------
+    -- Look
+    ----------------------------------------------------------------------------
     -- pg_stat_activity is a snapshot per transaction; take a fresh one.
     PERFORM pg_stat_clear_snapshot();
 

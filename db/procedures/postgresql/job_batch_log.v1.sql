@@ -14,7 +14,41 @@ LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_Errors text := '';
 BEGIN
+    ----------------------------------------------------------------------------
+    -- Check parameters
+    ----------------------------------------------------------------------------
+    IF p_JobRunId IS NULL THEN
+        v_Errors := v_Errors || 'The value for the parameter p_JobRunId is not supported: give the running job run''s id. ';
+    END IF;
+    IF p_BatchNo IS NULL OR p_BatchNo < 1 THEN
+        v_Errors := v_Errors || 'The value for the parameter p_BatchNo is not supported: give 1 or more. ';
+    END IF;
+    IF p_StartedUtc IS NULL THEN
+        v_Errors := v_Errors || 'The value for the parameter p_StartedUtc is not supported: give the batch''s start (UTC). ';
+    END IF;
+    IF p_DurationMs IS NULL OR p_DurationMs < 0 THEN
+        v_Errors := v_Errors || 'The value for the parameter p_DurationMs is not supported: give 0 or more milliseconds. ';
+    END IF;
+    IF p_BatchSize IS NULL OR p_BatchSize < 1 THEN
+        v_Errors := v_Errors || 'The value for the parameter p_BatchSize is not supported: give 1 or more rows. ';
+    END IF;
+    IF p_RowsAffected IS NULL OR p_RowsAffected < 0 THEN
+        v_Errors := v_Errors || 'The value for the parameter p_RowsAffected is not supported: give 0 or more rows. ';
+    END IF;
+
+    ----------------------------------------------------------------------------
+    -- Raise collected errors
+    ----------------------------------------------------------------------------
+    IF v_Errors <> '' THEN
+        RAISE EXCEPTION USING ERRCODE = 'FL001', MESSAGE = v_Errors;
+    END IF;
+
+    ----------------------------------------------------------------------------
+    -- Log the batch (both rows in the caller's transaction)
+    ----------------------------------------------------------------------------
     INSERT INTO Ops.JobRunBatch (JobRunId, BatchNo, StartedUtc, DurationMs, BatchSize, RowsAffected, Note)
     VALUES (p_JobRunId, p_BatchNo, p_StartedUtc, p_DurationMs, p_BatchSize, p_RowsAffected, p_Note);
 

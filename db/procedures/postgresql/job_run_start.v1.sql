@@ -28,8 +28,16 @@ BEGIN
     ----------------------------------------------------------------------------
     -- Check parameters
     ----------------------------------------------------------------------------
-    IF p_JobName IS NULL OR btrim(p_JobName) = '' THEN
-        v_Errors := v_Errors || 'The value for the parameter p_JobName is not supported: give the job''s name. ';
+    -- Lower case only, as on SQL Server (where the lock name compares binary).
+    IF p_JobName IS NULL OR p_JobName !~ '^[a-z0-9_]+$' THEN
+        v_Errors := v_Errors || 'The value for the parameter p_JobName is not supported: give the job''s name in lower-case letters, digits and _. ';
+    END IF;
+    IF EXISTS (
+        SELECT 1 FROM pg_locks
+        WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted AND objsubid = 1
+            AND ((classid::bigint << 32) | objid::bigint) = v_LockKey
+    ) THEN
+        v_Errors := v_Errors || 'The value for the parameter p_JobName is not supported: this session holds the job''s lock already; call Job.job_run_fail first. ';
     END IF;
     IF p_TriggeredBy IS NULL OR p_TriggeredBy NOT IN ('orchestrator', 'agent', 'manual', 'demo', 'test') THEN
         v_Errors := v_Errors || 'The value for the parameter p_TriggeredBy is not supported: use orchestrator, agent, manual, demo or test. ';
@@ -47,6 +55,8 @@ BEGIN
     ----------------------------------------------------------------------------
     -- Take the job's lock without waiting
     ----------------------------------------------------------------------------
+    -- pg_try_advisory_lock only answers yes or no (SQL Server's error codes
+    -- below -1 have no counterpart).
     IF NOT pg_try_advisory_lock(v_LockKey) THEN
         INSERT INTO Ops.JobRun (JobName, TriggeredBy, Host, EndedUtc, Status, Parameters, Message)
         VALUES (

@@ -37,6 +37,7 @@ CREATE PROCEDURE Job.log_cleanup_batch(
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET lock_timeout = '1s'  -- scopes the set_config below to this procedure
 AS $$
 DECLARE
     v_Errors text := '';
@@ -55,9 +56,16 @@ DECLARE
     v_Counted bigint;
     v_Created integer;
     v_Locked boolean;
-    v_Deadline timestamp;
+    v_Deadline timestamptz;
     r record;
 BEGIN
+    -- PostgreSQL has no READPAST, so nothing to set (the T-SQL twin sets READ COMMITTED here).
+
+    ----------------------------------------------------------------------------
+    -- Check requirements: nothing to check; this procedure has no transaction
+    -- control (the runner, Job.run_batched, commits after the call).
+    ----------------------------------------------------------------------------
+
     ----------------------------------------------------------------------------
     -- Check parameters
     ----------------------------------------------------------------------------
@@ -103,7 +111,9 @@ BEGIN
     -- RetentionMonths earlier.
     v_Cutoff := date_trunc('month', v_Now) - make_interval(months => v_RetentionMonths);
     v_From := TIMESTAMP '1970-01-01' + greatest(coalesce(p_Position, 0), 0) * INTERVAL '1 millisecond';
-    -- A backstop for every lock taken here; restored when this returns.
+    -- A backstop for every lock taken here. A local setting lasts to the end of
+    -- the transaction (the runner's), but the SET lock_timeout clause of this
+    -- procedure restores the caller's value when this returns.
     PERFORM set_config('lock_timeout', greatest(v_LockWaitMs, 10) || 'ms', true);
 
     ----------------------------------------------------------------------------

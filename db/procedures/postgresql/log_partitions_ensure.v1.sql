@@ -27,6 +27,7 @@ CREATE PROCEDURE Job.log_partitions_ensure(
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET lock_timeout = '1s'  -- scopes the set_config below to this procedure
 AS $$
 DECLARE
     v_Errors text := '';
@@ -37,9 +38,14 @@ DECLARE
     v_Names text := '';
     v_Offset integer;
     v_Locked boolean;
-    v_Deadline timestamp;
+    v_Deadline timestamptz;
     v_Moved bigint;
 BEGIN
+    ----------------------------------------------------------------------------
+    -- Check requirements: nothing to check; this procedure has no transaction
+    -- control (its caller's runner, Job.run_batched, commits after the call).
+    ----------------------------------------------------------------------------
+
     ----------------------------------------------------------------------------
     -- Check parameters
     ----------------------------------------------------------------------------
@@ -62,7 +68,9 @@ BEGIN
 
     p_Created := 0;
     p_Note := NULL;
-    -- A backstop for every other lock taken here; restored when this returns.
+    -- A backstop for every other lock taken here. A local setting lasts to the
+    -- end of the transaction (the runner's), but the SET lock_timeout clause of
+    -- this procedure restores the caller's value when this returns.
     PERFORM set_config('lock_timeout', greatest(p_LockWaitMs, 10) || 'ms', true);
 
     ----------------------------------------------------------------------------

@@ -85,8 +85,8 @@ BEGIN
     ----------------------------------------------------------------------------
     -- Check parameters
     ----------------------------------------------------------------------------
-    IF p_JobName IS NULL OR btrim(p_JobName) = '' THEN
-        v_Errors := v_Errors || 'The value for the parameter p_JobName is not supported: give the job''s name. ';
+    IF p_JobName IS NULL OR p_JobName !~ '^[a-z0-9_]+$' THEN
+        v_Errors := v_Errors || 'The value for the parameter p_JobName is not supported: give the job''s name in lower-case letters, digits and _. ';
     END IF;
     SELECT p.oid::regproc INTO v_BatchProcedure
     FROM pg_proc AS p
@@ -112,6 +112,9 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'FL001', MESSAGE = v_Errors;
     END IF;
 
+    -- Outputs start empty: a dry run returns no run id even if one was passed in.
+    p_JobRunId := NULL;
+    p_Result := NULL;
     p_RowsAffected := 0;
     v_Parameters := concat(
         'p_Execute = ''', p_Execute, ''', p_TimeLimitSeconds = ', coalesce(p_TimeLimitSeconds::text, 'NULL')
@@ -134,6 +137,7 @@ BEGIN
     EXECUTE format('CALL %s($1, $2, $3, NULL, NULL, NULL)', v_BatchProcedure)
     INTO v_ProbePosition, v_ProbeRows, v_Done, v_Note
     USING 1, 'N', v_ProbePosition;
+    COMMIT;  -- the probe holds nothing into the batches (on SQL Server it is its own statement)
     v_Done := v_ProbeRows = 0;
     IF v_Done THEN
         v_StopReason := 'nothing to do';
@@ -207,7 +211,8 @@ BEGIN
         INTO v_Position, v_BatchRows, v_Done, v_Note
         USING v_BatchSize, p_Execute, v_Position;
         COMMIT;
-        v_BatchMs := (extract(EPOCH FROM (clock_timestamp() AT TIME ZONE 'UTC') - v_BatchStartedUtc) * 1000)::integer;
+        -- trunc: CAST to int truncates on SQL Server, ::integer would round.
+        v_BatchMs := trunc(extract(EPOCH FROM (clock_timestamp() AT TIME ZONE 'UTC') - v_BatchStartedUtc) * 1000)::integer;
         p_RowsAffected := p_RowsAffected + v_BatchRows;
 
         IF p_Execute = 'Y' THEN
@@ -222,9 +227,9 @@ BEGIN
             WHEN v_SmoothedMs IS NULL THEN v_BatchMs
             ELSE 0.7 * v_SmoothedMs + 0.3 * v_BatchMs
         END;
-        v_NextBatchSize := (v_BatchSize * v_BatchTargetMs / CASE WHEN v_SmoothedMs < 1 THEN 1 ELSE v_SmoothedMs END)::integer;
+        v_NextBatchSize := trunc(v_BatchSize * v_BatchTargetMs / CASE WHEN v_SmoothedMs < 1 THEN 1 ELSE v_SmoothedMs END)::integer;
         IF v_NextBatchSize > v_BatchSize * 1.2 THEN
-            v_NextBatchSize := floor(v_BatchSize * 1.2)::integer;
+            v_NextBatchSize := trunc(v_BatchSize * 1.2)::integer;
         END IF;
         v_BatchSize := CASE
             WHEN v_NextBatchSize < v_BatchSizeMin THEN v_BatchSizeMin
@@ -233,7 +238,7 @@ BEGIN
         END;
 
         -- Leave room for other work.
-        v_SleepMs := (v_BatchMs * v_SleepFactor)::integer;
+        v_SleepMs := trunc(least(v_BatchMs * v_SleepFactor, 60000))::integer;
         IF NOT v_Done AND v_SleepMs > 0 THEN
             PERFORM pg_sleep(v_SleepMs / 1000.0);
         END IF;

@@ -37,6 +37,13 @@ DECLARE
     v_Last timestamp(3);
     v_Found integer;
 BEGIN
+    -- PostgreSQL has no READPAST, so nothing to set (the T-SQL twin sets READ COMMITTED here).
+
+    ----------------------------------------------------------------------------
+    -- Check requirements: nothing to check; this procedure has no transaction
+    -- control (the runner, Job.run_batched, commits after the call).
+    ----------------------------------------------------------------------------
+
     ----------------------------------------------------------------------------
     -- Check parameters
     ----------------------------------------------------------------------------

@@ -79,7 +79,8 @@ CREATE TABLE PLSP.Patientvaerdier (
     CONSTRAINT CK_Patientvaerdier_Comparator CHECK (Comparator IN ('<', '>', '<=', '>='))
 );
 -- The app, CDA and inclusion read a patient's values by code and time.
-CREATE INDEX IX_Patientvaerdier_Patient_Code ON PLSP.Patientvaerdier (PatientId, Code, MeasuredUtc);
+CREATE INDEX IX_Patientvaerdier_Patient_Code ON PLSP.Patientvaerdier (PatientId, Code, MeasuredUtc)
+    INCLUDE (ValueNumeric, Unit, Comparator);
 -- The conversion jobs find their work without scanning converted rows.
 CREATE INDEX IX_Patientvaerdier_Unconverted ON PLSP.Patientvaerdier (PatientvaerdiId)
     WHERE ConversionStatus IN (0, 2);
@@ -309,7 +310,7 @@ CREATE TABLE Ops.JobRun (
         Status IN ('running', 'succeeded', 'stopped', 'failed', 'abandoned', 'skipped')
     )
 );
-CREATE INDEX IX_JobRun_JobName_Started ON Ops.JobRun (JobName, StartedUtc);
+CREATE INDEX IX_JobRun_JobName_Started ON Ops.JobRun (JobName, StartedUtc) INCLUDE (Status);
 
 -- One row per batch of a batched job: what the job did, in how long.
 CREATE TABLE Ops.JobRunBatch (
