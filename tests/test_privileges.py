@@ -169,3 +169,23 @@ def test_public_cannot_execute_any_flp_routine(db):
             (FLP_SCHEMAS,),
         ).fetchall()
     assert granted == []
+
+
+def test_health_gate_refuses_to_answer_when_its_owner_cannot_see_other_sessions(db):
+    # Without pg_read_all_stats other sessions' state reads as NULL: the gate
+    # would never close. It must say so instead of answering "not busy".
+    with connect(db) as conn:
+        conn.execute("DROP ROLE IF EXISTS flp_test_weak_owner")
+        conn.execute("CREATE ROLE flp_test_weak_owner NOLOGIN")
+        try:
+            conn.execute("GRANT USAGE ON SCHEMA job TO flp_test_weak_owner")
+            conn.execute("ALTER PROCEDURE job.health_check OWNER TO flp_test_weak_owner")
+            with pytest.raises(psycopg.Error, match="pg_read_all_stats"):
+                conn.execute("CALL job.health_check(20, 2, NULL, NULL)")
+            conn.execute("GRANT pg_read_all_stats TO flp_test_weak_owner")
+            busy, _ = conn.execute("CALL job.health_check(20, 2, NULL, NULL)").fetchone()
+            assert busy is False
+        finally:
+            conn.execute("ALTER PROCEDURE job.health_check OWNER TO CURRENT_USER")
+            conn.execute("REVOKE ALL ON SCHEMA job FROM flp_test_weak_owner")
+            conn.execute("DROP ROLE flp_test_weak_owner")

@@ -1,9 +1,10 @@
 -- Job.health_check, version 1.
 -- Tells a batched job whether the database is busy: more other active requests
 -- than @MaxActive, or more blocked requests than @MaxLockWaits. Needs VIEW
--- SERVER STATE for the caller (or a certificate-signed copy of this procedure);
--- without it the DMVs show only the caller's own session and the gate never
--- closes. docs/operations.md says how to grant it.
+-- SERVER STATE for the caller (or a certificate-signed copy of this procedure):
+-- without it the DMVs show only the caller's own session and the gate could
+-- never close, so it refuses to answer instead. docs/operations.md says how to
+-- grant it.
 CREATE OR ALTER PROCEDURE Job.health_check
     @MaxActive int,
     @MaxLockWaits int,
@@ -16,6 +17,12 @@ BEGIN
     DECLARE @Errors nvarchar(2048) = N'';
     DECLARE @Active int;
     DECLARE @LockWaits int;
+
+    ----------------------------------------------------------------------------
+    -- Check requirements
+    ----------------------------------------------------------------------------
+    IF HAS_PERMS_BY_NAME(NULL, NULL, 'VIEW SERVER STATE') = 0
+        SET @Errors += N'Job.health_check needs VIEW SERVER STATE for the caller, or the health gate could never close. ';
 
     ----------------------------------------------------------------------------
     -- Check parameters (a NULL limit would silently open the gate)

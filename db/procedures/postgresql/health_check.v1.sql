@@ -1,7 +1,9 @@
 -- Job.health_check, version 1.
 -- Tells a batched job whether the database is busy: more other active client
 -- sessions than p_MaxActive, or more sessions waiting for a lock than
--- p_MaxLockWaits. Runs as its owner so it sees every session's state.
+-- p_MaxLockWaits. Runs as its owner, who must see every session's state
+-- (superuser or member of pg_read_all_stats): otherwise other sessions' state
+-- reads as NULL and the gate could never close, so it refuses to answer.
 CREATE PROCEDURE Job.health_check(
     p_MaxActive integer,
     p_MaxLockWaits integer,
@@ -17,6 +19,13 @@ DECLARE
     v_Active integer;
     v_LockWaits integer;
 BEGIN
+    ----------------------------------------------------------------------------
+    -- Check requirements
+    ----------------------------------------------------------------------------
+    IF NOT pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') THEN
+        v_Errors := v_Errors || 'Job.health_check needs its owner in pg_read_all_stats (or a superuser owner), or the health gate could never close. ';
+    END IF;
+
     ----------------------------------------------------------------------------
     -- Check parameters (a NULL limit would silently open the gate)
     ----------------------------------------------------------------------------
