@@ -108,3 +108,14 @@ def test_job_names_are_lower_case_so_lock_and_rows_agree(contract_db):
     db = contract_db
     with db.connect() as conn, pytest.raises(Exception, match="lower-case letters"):
         start(db, conn, job="Contract_Job")
+
+
+def test_another_session_cannot_finish_a_live_run(contract_db):
+    db = contract_db
+    with db.connect() as owner, db.connect() as other:
+        run_id = start(db, owner)["JobRunId"]
+        with pytest.raises(Exception, match="does not hold that run's job lock"):
+            db.call(other, "Job.job_run_finish", {"JobRunId": run_id, "Status": "succeeded"})
+        assert scalar(db, "SELECT Status FROM Ops.JobRun WHERE JobRunId = ?", (run_id,)) == "running"
+        db.call(owner, "Job.job_run_finish", {"JobRunId": run_id, "Status": "succeeded"})
+    assert scalar(db, "SELECT Status FROM Ops.JobRun WHERE JobRunId = ?", (run_id,)) == "succeeded"

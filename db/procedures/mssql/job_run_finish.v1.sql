@@ -1,6 +1,7 @@
 -- Job.job_run_finish, version 1.
--- Ends a run started by Job.job_run_start: writes its end time, status, rows
--- and message, and releases the job's lock if this session holds it.
+-- Ends a run started by Job.job_run_start in this session: writes its end
+-- time, status, rows and message, and releases the job's lock. Another
+-- session's live run cannot be finished from here.
 CREATE OR ALTER PROCEDURE Job.job_run_finish
     @JobRunId bigint,
     @Status varchar(20),
@@ -23,6 +24,8 @@ BEGIN
 
     IF @JobName IS NULL
         SET @Errors += N'The value for the parameter @JobRunId is not supported: no running job run has this id. ';
+    ELSE IF APPLOCK_MODE('public', N'flp-job:' + @JobName, 'Session') = 'NoLock'
+        SET @Errors += N'The value for the parameter @JobRunId is not supported: this session does not hold that run''s job lock. ';
     IF @Status IS NULL OR @Status NOT IN ('succeeded', 'stopped', 'failed')
         SET @Errors += N'The value for the parameter @Status is not supported: use succeeded, stopped or failed. ';
     IF @RowsAffected < 0
@@ -45,6 +48,5 @@ BEGIN
     WHERE JobRunId = @JobRunId;
 
     SET @Resource = N'flp-job:' + @JobName;
-    IF APPLOCK_MODE('public', @Resource, 'Session') <> 'NoLock'
-        EXEC sys.sp_releaseapplock @Resource = @Resource, @LockOwner = 'Session';
+    EXEC sys.sp_releaseapplock @Resource = @Resource, @LockOwner = 'Session';
 END;

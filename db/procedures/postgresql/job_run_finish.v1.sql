@@ -1,6 +1,7 @@
 -- Job.job_run_finish, version 1.
--- Ends a run started by Job.job_run_start: writes its end time, status, rows
--- and message, and releases the job's lock if this session holds it.
+-- Ends a run started by Job.job_run_start in this session: writes its end
+-- time, status, rows and message, and releases the job's lock. Another
+-- session's live run cannot be finished from here.
 CREATE PROCEDURE Job.job_run_finish(
     p_JobRunId bigint,
     p_Status varchar(20),
@@ -24,6 +25,12 @@ BEGIN
 
     IF v_JobName IS NULL THEN
         v_Errors := v_Errors || 'The value for the parameter p_JobRunId is not supported: no running job run has this id. ';
+    ELSIF NOT EXISTS (
+        SELECT 1 FROM pg_locks
+        WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted AND objsubid = 1
+            AND ((classid::bigint << 32) | objid::bigint) = hashtextextended('flp-job:' || v_JobName, 0)
+    ) THEN
+        v_Errors := v_Errors || 'The value for the parameter p_JobRunId is not supported: this session does not hold that run''s job lock. ';
     END IF;
     IF p_Status IS NULL OR p_Status NOT IN ('succeeded', 'stopped', 'failed') THEN
         v_Errors := v_Errors || 'The value for the parameter p_Status is not supported: use succeeded, stopped or failed. ';
@@ -49,13 +56,7 @@ BEGIN
         Message = p_Message
     WHERE JobRunId = p_JobRunId;
 
-    -- pg_advisory_unlock only warns when this session does not hold the lock.
-    IF EXISTS (
-        SELECT 1 FROM pg_locks
-        WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
-            AND ((classid::bigint << 32) | objid::bigint) = hashtextextended('flp-job:' || v_JobName, 0)
-    ) THEN
-        PERFORM pg_advisory_unlock(hashtextextended('flp-job:' || v_JobName, 0));
-    END IF;
+    -- The parameter check made sure this session holds the lock.
+    PERFORM pg_advisory_unlock(hashtextextended('flp-job:' || v_JobName, 0));
 END;
 $$;
