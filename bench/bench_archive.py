@@ -26,6 +26,7 @@ import psycopg
 from bench.common import (
     Probe,
     Stopwatch,
+    add_setting_overrides,
     clone,
     fresh_database,
     libpq_url,
@@ -34,6 +35,7 @@ from bench.common import (
     pg_server,
     recycle_wal,
     report,
+    setting_overrides,
     spread,
     verdict,
     warm,
@@ -269,19 +271,12 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_ROUNDS,
         help="repeat ours + bulk this often; medians are reported",
     )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override one of our job settings (e.g. --set SleepFactor=0.5); repeatable",
-    )
+    add_setting_overrides(parser, "archive_aim")
     args = parser.parse_args(argv)
     settings = dict(JOB_SETTINGS)
-    for item in args.set:
-        name, _, value = item.partition("=")
+    for name, value in setting_overrides(parser, args.set).items():
         if name not in settings:
-            parser.error(f"--set {item}: not one of {', '.join(settings)}")
+            parser.error(f"--set {name}: not one of {', '.join(settings)}")
         settings[name] = value
 
     print(

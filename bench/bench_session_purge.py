@@ -31,6 +31,7 @@ import psycopg
 from bench.common import (
     Probe,
     Stopwatch,
+    add_setting_overrides,
     clone,
     fresh_database,
     libpq_url,
@@ -38,6 +39,7 @@ from bench.common import (
     pg_server,
     recycle_wal,
     report,
+    setting_overrides,
     spread,
     warm,
 )
@@ -237,15 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=DEFAULT_SESSIONS)
     parser.add_argument("--expired", type=int, default=DEFAULT_EXPIRED)
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a session_purge setting for this run (e.g. --set SleepFactor=2); repeatable",
-    )
+    add_setting_overrides(parser, "session_purge")
     args = parser.parse_args(argv)
-    overrides = dict(item.partition("=")[::2] for item in args.set)
+    overrides = setting_overrides(parser, args.set)
 
     print(f"bench_session_purge: {args.sessions:,} sessions, {args.expired:,} expired; PostgreSQL")
     now = datetime.now(UTC).replace(tzinfo=None)

@@ -8,6 +8,7 @@ its result as a ratio against it. docs/benchmarks.md keeps the latest table.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import statistics
@@ -252,3 +253,25 @@ class Probe(threading.Thread):
         self.halt()
         if exc_type is None:  # a failure inside the block is the one to see
             self.check()
+
+
+def add_setting_overrides(parser: argparse.ArgumentParser, job: str) -> None:
+    """The --set NAME=VALUE option every batch benchmark offers for its job's settings."""
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help=f"a {job} setting for this run (e.g. --set SleepFactor=2); repeatable",
+    )
+
+
+def setting_overrides(parser: argparse.ArgumentParser, items: list[str]) -> dict[str, str]:
+    """--set NAME=VALUE items as a dict; a malformed item stops the benchmark."""
+    overrides = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            parser.error(f"--set {item}: write NAME=VALUE")
+        overrides[name] = value
+    return overrides

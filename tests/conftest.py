@@ -14,6 +14,7 @@ SQL Server: with ``FLP_TEST_MSSQL_URL`` set, every contract test (those using
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import uuid
@@ -137,3 +138,13 @@ def contract_db(request) -> Database:
     if request.param == "mssql":
         return request.getfixturevalue("mssql_db")
     return request.getfixturevalue("db")
+
+
+@pytest.fixture
+def restore_logging():
+    """``flp`` replaces the root logger's handlers; put pytest's back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

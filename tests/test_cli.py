@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 
 from orchestrator import cli
 from tests.helpers import scalar
 
-
-@pytest.fixture(autouse=True)
-def restore_logging():
-    """``flp`` replaces the root logger's handlers; put pytest's back afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("restore_logging")  # flp replaces the root logger's handlers
 
 
 @pytest.fixture

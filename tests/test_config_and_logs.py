@@ -132,16 +132,6 @@ def test_masked_hides_a_password_in_the_query_string():
     assert PASSWORD not in str(shown)
 
 
-@pytest.fixture
-def restore_logging():
-    """flp's CLI replaces the root logger's handlers; put pytest's back afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
 def test_flp_config_prints_the_settings_with_passwords_masked(workdir, monkeypatch, capsys, restore_logging):
     monkeypatch.setenv("FLP_DATABASE_URL", DB_URL)
     monkeypatch.setenv("FLP_SMTP_URL", f"smtp://mailer:{PASSWORD}@mail.example:25")
