@@ -53,8 +53,9 @@ from bench.common import (
     verdict,
     warm,
 )
-from orchestrator.database import Database
-from orchestrator.jobs import JOBS, run_job
+from orchestrator.db.connection import Database
+from orchestrator.jobs import JOBS
+from orchestrator.runner import run_job
 
 DEFAULT_SMALL = 10_000
 DEFAULT_BIG = 1_000_000

@@ -21,8 +21,8 @@ import numpy as np
 import psycopg
 
 from bench.common import Stopwatch, fresh_database, libpq_url, pg_server, report
-from orchestrator import seed
-from orchestrator.seed.text import join, text
+from orchestrator.dev import seed
+from orchestrator.dev.seed.text import join, text
 
 DEFAULT_PATIENTS = 100_000
 TODAY = dt.date(2025, 6, 1)  # fixed, so every run loads the same rows

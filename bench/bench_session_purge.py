@@ -43,8 +43,9 @@ from bench.common import (
     spread,
     warm,
 )
-from orchestrator.database import Database
-from orchestrator.jobs import JOBS, run_job
+from orchestrator.db.connection import Database
+from orchestrator.jobs import JOBS
+from orchestrator.runner import run_job
 
 DEFAULT_SESSIONS = 2_000_000
 DEFAULT_EXPIRED = 1_000_000

@@ -16,17 +16,18 @@ import tempfile
 import threading
 import time
 import uuid
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from orchestrator import migrate
-from orchestrator.database import Database, sqlalchemy_url
+from orchestrator.db import migrate
+from orchestrator.db.connection import Database
+from orchestrator.db.databases import create_database, drop_database
+from orchestrator.db.server import start_throwaway
+from orchestrator.db.urls import libpq_url, sqlalchemy_url
 
 WAL_SEGMENT_MB = 16
 WAL_RECYCLED_MB = 1536  # more than a benchmark writes between two of its CHECKPOINTs (load, warm)
@@ -39,37 +40,19 @@ def pg_server() -> Iterator[str]:
     if url:
         yield sqlalchemy_url(url)
         return
-    with tempfile.TemporaryDirectory(prefix="flp-bench-") as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pgserver
-
-        server = pgserver.get_server(Path(tmp), cleanup_mode="stop")
+    with tempfile.TemporaryDirectory(prefix="flp-bench-") as tmp:
+        server = start_throwaway(Path(tmp), cleanup_mode="stop")
         try:
             yield sqlalchemy_url(server.get_uri())
         finally:
             server.cleanup()
 
 
-def libpq_url(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
-
-
-def _database_url(server_url: str, name: str) -> str:
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
-
-
-def _drop_database(server_url: str, name: str) -> None:
-    with psycopg.connect(libpq_url(server_url), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 @contextlib.contextmanager
 def fresh_database(server_url: str, migrated: bool = True) -> Iterator[Database]:
     """A new database on the server (migrated to head unless told not to), dropped afterwards."""
     name = f"flp_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(libpq_url(server_url), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = _database_url(server_url, name)
+    url = create_database(server_url, name)
     if migrated:
         migrate.upgrade(url)
     db = Database(url)
@@ -77,7 +60,7 @@ def fresh_database(server_url: str, migrated: bool = True) -> Iterator[Database]
         yield db
     finally:
         db.engine.dispose()
-        _drop_database(server_url, name)
+        drop_database(server_url, name)
 
 
 @contextlib.contextmanager
@@ -93,18 +76,12 @@ def clone(server_url: str, source: Database, suffix: str = "") -> Iterator[Datab
     source.engine.dispose()  # a template may have no other connections
     source_name = make_url(source.url).database
     name = f"{source_name}_{suffix or 'copy'}"
-    with psycopg.connect(libpq_url(server_url), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
-                sql.Identifier(name), sql.Identifier(source_name)
-            )
-        )
-    db = Database(_database_url(server_url, name))
+    db = Database(create_database(server_url, name, template=source_name, file_copy=True))
     try:
         yield db
     finally:
         db.engine.dispose()
-        _drop_database(server_url, name)
+        drop_database(server_url, name)
 
 
 def recycle_wal(server_url: str) -> bool:

@@ -16,11 +16,11 @@ def _settings() -> config.Settings:
 
 
 def _database(settings: config.Settings):
-    from orchestrator.database import Database, resolve_url
-    from orchestrator.embedded_db import ensure_database
+    from orchestrator.db.connection import Database, resolve_url
+    from orchestrator.db.databases import NORMAL_DATABASE, ensure_database
 
     if settings.database_url is None:
-        return Database(ensure_database(settings, "flp"))
+        return Database(ensure_database(settings, NORMAL_DATABASE))
     return Database(resolve_url(settings))
 
 
@@ -33,7 +33,7 @@ def cmd_config(args, settings) -> int:
 
 
 def cmd_db(args, settings) -> int:
-    from orchestrator import migrate
+    from orchestrator.db import migrate
 
     if args.db_command == "script":
         sys.stdout.write(migrate.script(args.engine, args.from_revision, args.to_revision))
@@ -48,7 +48,8 @@ def cmd_db(args, settings) -> int:
 
 
 def cmd_seed(args, settings) -> int:
-    from orchestrator import migrate, seed
+    from orchestrator.db import migrate
+    from orchestrator.dev import seed
 
     db = _database(settings)
     migrate.upgrade(db.url)
@@ -73,7 +74,7 @@ def cmd_jobs(args, settings) -> int:
 
 
 def cmd_orchestrator(args, settings) -> int:
-    from orchestrator import migrate
+    from orchestrator.db import migrate
     from orchestrator.scheduler import Orchestrator
 
     db = _database(settings)
@@ -83,7 +84,8 @@ def cmd_orchestrator(args, settings) -> int:
 
 
 def cmd_run(args, settings) -> int:
-    from orchestrator.jobs import JOBS, run_job
+    from orchestrator.jobs import JOBS
+    from orchestrator.runner import run_job
 
     if args.job not in JOBS:
         print(f"flp run: unknown job {args.job!r}; known: {', '.join(JOBS)}", file=sys.stderr)
@@ -101,7 +103,7 @@ def cmd_run(args, settings) -> int:
 
 
 def cmd_demo(args, settings) -> int:
-    from orchestrator import demo
+    from orchestrator.dev import demo
 
     return demo.run(settings, patients=args.patients, seed_value=args.seed)
 

@@ -1,4 +1,5 @@
-"""The jobs and how one run of a job is started.
+"""The job registry: one declaration per job, read by the scheduler, ``flp jobs``,
+``flp run``, ``flp status`` and the fallback scheduler scripts.
 
 Every job is a stored procedure in schema Job with the same outer parameters:
 ``@Execute``, ``@TimeLimitSeconds``, ``@TriggeredBy``, ``@Host`` and the outputs
@@ -10,17 +11,31 @@ at once: the loser gets ``Result = 'already_running'``.
 
 from __future__ import annotations
 
-import logging
-import socket
-import time
 from dataclasses import dataclass
 
-from orchestrator.database import Database
+TIMEZONE = "Europe/Copenhagen"  # the timetable's local times are Danish
 
-log = logging.getLogger(__name__)
 
-JOB_OUTPUTS = ("JobRunId", "Result", "RowsAffected")
-MESSAGE_MAX = 4000  # characters, Ops.JobRun.Message
+@dataclass(frozen=True)
+class Timetable:
+    """When a job runs: every N minutes, or daily at a local time (HH:MM, Danish)."""
+
+    every_minutes: int | None = None
+    daily_at: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.every_minutes is None) == (self.daily_at is None):
+            raise ValueError("a timetable is either every_minutes or daily_at")
+
+    @property
+    def interval_seconds(self) -> int:
+        """The longest time between two runs: for ``flp status``'s 'not succeeded' mark."""
+        return self.every_minutes * 60 if self.every_minutes else 24 * 3600
+
+    def describe(self) -> str:
+        if self.every_minutes:
+            return f"every {self.every_minutes} minutes"
+        return f"daily at {self.daily_at} {TIMEZONE}"
 
 
 @dataclass(frozen=True)
@@ -28,90 +43,32 @@ class Job:
     name: str  # also the lock name and Ops.JobRun.JobName
     procedure: str  # schema-qualified stored procedure
     description: str
+    timetable: Timetable
 
 
-# In the order `flp demo` runs them; when they run is in scheduler.TIMETABLE.
+# In the order `flp demo` runs them. log_cleanup runs nightly: it removes whole
+# months, so on all but the first night of a month its probe finds nothing in
+# milliseconds.
 JOBS: dict[str, Job] = {
     job.name: job
     for job in (
-        Job("archive_aim", "Job.archive_aim", "move delivered FLP_AIM rows to FLP_AIM_History"),
-        Job("session_purge", "Job.session_purge", "delete expired sessions"),
-        Job("log_cleanup", "Job.log_cleanup", "empty the PLSP log table except the retention window"),
+        Job(
+            "archive_aim",
+            "Job.archive_aim",
+            "move delivered FLP_AIM rows to FLP_AIM_History",
+            Timetable(daily_at="00:00"),
+        ),
+        Job(
+            "session_purge",
+            "Job.session_purge",
+            "delete expired sessions",
+            Timetable(every_minutes=10),
+        ),
+        Job(
+            "log_cleanup",
+            "Job.log_cleanup",
+            "empty the PLSP log table except the retention window",
+            Timetable(daily_at="01:00"),
+        ),
     )
 }
-
-
-def describe_error(exc: BaseException) -> str:
-    """The error and, for a database error, where in the procedure it happened."""
-    text = str(exc).strip()
-    error: BaseException | None = exc
-    while error is not None:  # a driver error may wrap the server's one
-        context = getattr(getattr(error, "diag", None), "context", None)
-        if context:
-            if context.strip() not in text:
-                text = f"{text}\nCONTEXT:  {context.strip()}"
-            break
-        error = error.__context__
-    return text[:MESSAGE_MAX]
-
-
-@dataclass(frozen=True)
-class JobResult:
-    job: str
-    result: str  # succeeded, stopped, already_running, dry_run, failed
-    rows: int
-    seconds: float
-    job_run_id: int | None
-    error: str | None = None
-
-
-def run_job(
-    db: Database,
-    job: Job,
-    triggered_by: str = "manual",
-    execute: bool = True,
-    time_limit_seconds: int | None = None,
-    host: str | None = None,
-) -> JobResult:
-    """Run one job now, on its own connection, and report what it did."""
-    params = {
-        "Execute": "Y" if execute else "N",
-        "TimeLimitSeconds": time_limit_seconds,
-        "TriggeredBy": triggered_by,
-        "Host": host or socket.gethostname(),
-    }
-    started = time.perf_counter()
-    with db.connect() as conn:
-        try:
-            out = db.call(conn, job.procedure, params, JOB_OUTPUTS)
-        except Exception as exc:
-            message = describe_error(exc)
-            try:
-                # Finishes the run row and frees the lock if the procedure could not.
-                db.call(conn, "Job.job_run_fail", {"JobName": job.name, "Message": message})
-            except Exception:
-                # The session itself is gone (killed, network): its lock went with
-                # it, and the next run marks the row abandoned.
-                log.warning("could not mark the run failed; session lost", extra={"job": job.name})
-            seconds = time.perf_counter() - started
-            log.error("job failed", extra={"job": job.name, "seconds": round(seconds, 3), "error": message})
-            return JobResult(job.name, "failed", 0, seconds, None, message)
-    seconds = time.perf_counter() - started
-    result = JobResult(
-        job=job.name,
-        result=out["Result"],
-        rows=int(out["RowsAffected"] or 0),
-        seconds=seconds,
-        job_run_id=out["JobRunId"],
-    )
-    log.info(
-        "job finished",
-        extra={
-            "job": job.name,
-            "result": result.result,
-            "rows": result.rows,
-            "seconds": round(seconds, 3),
-            "job_run_id": result.job_run_id,
-        },
-    )
-    return result

@@ -18,16 +18,15 @@ import logging
 import os
 import tempfile
 import uuid
-import warnings
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
-from sqlalchemy.engine import make_url
 
-from orchestrator import migrate
-from orchestrator.database import Database, sqlalchemy_url
+from orchestrator.db import migrate
+from orchestrator.db.connection import Database
+from orchestrator.db.databases import create_database, drop_database
+from orchestrator.db.server import start_throwaway
+from orchestrator.db.urls import sqlalchemy_url
 
 TEMPLATE_NAME = f"flp_template_{os.getpid()}"
 
@@ -39,14 +38,6 @@ def require_service(what: str) -> None:
     pytest.skip(f"service missing: {what}")
 
 
-def with_database(url: str, name: str) -> str:
-    return make_url(sqlalchemy_url(url)).set(database=name).render_as_string(hide_password=False)
-
-
-def libpq_url(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
-
-
 @pytest.fixture(scope="session")
 def pg_server_url() -> str:
     """URL of a PostgreSQL server (its maintenance database)."""
@@ -55,39 +46,11 @@ def pg_server_url() -> str:
         yield sqlalchemy_url(url)
         return
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import pgserver
-    except ImportError:  # pragma: no cover - dev extra missing
+        server = start_throwaway(Path(tempfile.mkdtemp(prefix="flp-test-pg-")))
+    except ImportError:  # pragma: no cover - pgserver missing
         require_service("PostgreSQL (pgserver not installed, FLP_TEST_DATABASE_URL unset)")
-    # Its own folder, not pytest's tmp tree: pytest prunes old tmp folders, which
-    # can pull the data folder from under a server of another pytest process.
-    server = pgserver.get_server(Path(tempfile.mkdtemp(prefix="flp-test-pg-")), cleanup_mode="delete")
     yield sqlalchemy_url(server.get_uri())
     server.cleanup()
-
-
-def admin_connect(server_url: str) -> psycopg.Connection:
-    return psycopg.connect(libpq_url(server_url), autocommit=True)
-
-
-def create_database(server_url: str, name: str, template: str | None = None) -> str:
-    with admin_connect(server_url) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        if template:
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(name), sql.Identifier(template)
-                )
-            )
-        else:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return with_database(server_url, name)
-
-
-def drop_database(server_url: str, name: str) -> None:
-    with admin_connect(server_url) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
-from tests.helpers import fetch_one, scalar
-from tests.test_archive_aim import (
+from tests.support.archive import (
     DELIVERED_OLD,
     DELIVERED_YOUNG,
     LOCK_WAIT_SECONDS,
@@ -35,6 +34,7 @@ from tests.test_archive_aim import (
     utc_now,
     wait_for,
 )
+from tests.support.sql import fetch_one, scalar
 
 HALF_MOVABLE = (PENDING, DELIVERED_OLD)  # every other row may go
 GROWTH_CAP = Decimal("1.2")  # the engine grows a batch at most 20% a step

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator import cli
-from tests.helpers import scalar
+from tests.support.sql import scalar
 
 pytestmark = pytest.mark.usefixtures("restore_logging")  # flp replaces the root logger's handlers
 

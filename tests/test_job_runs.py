@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import fetch_one, scalar
+from tests.support.sql import fetch_one, scalar
 
 START_OUT = ("JobRunId", "Result")
 

@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from orchestrator.jobs import JOBS, run_job
-from tests.conftest import libpq_url
-from tests.helpers import execute, fetch_all, scalar
+from orchestrator.db.urls import libpq_url
+from orchestrator.jobs import JOBS
+from orchestrator.runner import run_job
+from tests.support.sql import execute, fetch_all, scalar
 
 JOB = JOBS["log_cleanup"]
 WRITER_MAX_SECONDS = 1.0  # the promise: a log writer never waits longer than this

@@ -23,9 +23,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
-from orchestrator import migrate, migration_ops, procedures
-from orchestrator.database import sqlalchemy_url
-from tests.conftest import libpq_url, require_service
+from orchestrator.db import migrate, migration_ops, procedures
+from orchestrator.db.urls import libpq_url, sqlalchemy_url
+from tests.conftest import require_service
 
 FLP_SCHEMAS = ["plsp", "ops", "job", "api", "upload"]
 ROUTINE_SCHEMAS = ["job", "api", "upload"]

@@ -9,9 +9,10 @@ import time
 
 import pytest
 
-from orchestrator.jobs import JOBS, Job, run_job
-from orchestrator.scheduler import TIMETABLE, Orchestrator, next_runs
-from tests.helpers import execute, fetch_one, scalar
+from orchestrator.jobs import JOBS, Job, Timetable
+from orchestrator.runner import run_job
+from orchestrator.scheduler import Orchestrator, next_runs
+from tests.support.sql import execute, fetch_one, scalar
 
 THREAD_WAIT = 30.0  # seconds a scheduled job may take in these tests
 
@@ -45,14 +46,15 @@ SLOW_JOB_SQL = job_procedure(
 )
 
 
-def test_every_job_has_a_timetable_entry():
-    assert set(TIMETABLE) == set(JOBS)
+def test_every_job_has_a_timetable_and_a_next_run():
+    assert all(job.timetable for job in JOBS.values())
+    assert set(next_runs()) == set(JOBS)
     assert all("next" in text for text in next_runs().values())
 
 
 def test_failed_job_is_reported_finished_and_its_lock_freed(db):
     execute(db, FAILING_JOB_SQL)
-    job = Job("test_failing_job", "Job.test_failing_job", "fails on purpose")
+    job = Job("test_failing_job", "Job.test_failing_job", "fails on purpose", Timetable(every_minutes=1))
     result = run_job(db, job, triggered_by="test")
     assert result.result == "failed"
     assert "disk on fire" in result.error
@@ -84,7 +86,7 @@ def test_orchestrator_runs_a_job_in_its_thread_and_beats(db):
 
 def test_orchestrator_does_not_start_a_job_it_is_still_running(db):
     execute(db, SLOW_JOB_SQL)
-    job = Job("test_slow_job", "Job.test_slow_job", "sleeps")
+    job = Job("test_slow_job", "Job.test_slow_job", "sleeps", Timetable(every_minutes=1))
     orchestrator = Orchestrator(db, component="test-orchestrator")
     orchestrator.start_job(job)
     first = orchestrator._running["test_slow_job"]

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from psycopg import errors, sql
 
-from orchestrator import procedures
-from tests.conftest import libpq_url
+from orchestrator.db import procedures
+from orchestrator.db.urls import libpq_url
 
 FLP_ROLES = ("flp_orchestrator", "flp_reader", "flp_lps")
 DATA_SCHEMAS = ["plsp", "ops"]

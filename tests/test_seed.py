@@ -10,15 +10,16 @@ import uuid
 import numpy as np
 import psycopg
 import pytest
-from psycopg import sql
 
-from orchestrator import seed
-from orchestrator.database import Database
-from orchestrator.seed import population as seed_population
-from orchestrator.seed.producer import SeedGeneratorError, copy_texts
-from orchestrator.seed.rows import Nullable, Rows, python_rows
-from orchestrator.seed.tables import TABLES, chunks
-from tests.helpers import execute, fetch_all, scalar
+from orchestrator.db.connection import Database
+from orchestrator.db.databases import create_database, drop_database
+from orchestrator.dev import seed
+from orchestrator.dev.seed import population as seed_population
+from orchestrator.dev.seed.producer import SeedGeneratorError, copy_texts
+from orchestrator.dev.seed.rows import Nullable, Rows, python_rows
+from orchestrator.dev.seed.tables import TABLES, chunks
+from tests.conftest import TEMPLATE_NAME
+from tests.support.sql import execute, fetch_all, scalar
 
 TODAY = dt.date(2025, 6, 1)
 PATIENTS = 300
@@ -43,19 +44,10 @@ def seeded(db) -> tuple[Database, dict[str, int]]:
 def other_db(pg_server_url, template_db_url):
     """A second fresh copy of the migrated template, beside ``db``."""
     name = f"flp_t_{uuid.uuid4().hex[:12]}"
-    admin = pg_server_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    template = template_db_url.rsplit("/", 1)[-1].split("?")[0]
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
-        )
-    other = Database(
-        Database(pg_server_url).engine.url.set(database=name).render_as_string(hide_password=False)
-    )
+    other = Database(create_database(pg_server_url, name, template=TEMPLATE_NAME))
     yield other
     other.engine.dispose()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    drop_database(pg_server_url, name)
 
 
 def digests(db: Database) -> dict[str, str]:

@@ -13,7 +13,8 @@ import shutil
 
 import pytest
 
-from orchestrator import migrate, procedures, sqlchecks
+from orchestrator.db import migrate, procedures
+from tests.support import sqlchecks
 
 MSSQL_DIR = procedures.PROCEDURES_DIR / "mssql"
 POSTGRESQL_DIR = procedures.PROCEDURES_DIR / "postgresql"

@@ -15,7 +15,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
 from orchestrator import config as flp_config
-from orchestrator.database import resolve_url, sqlalchemy_url
+from orchestrator.db.connection import resolve_url
+from orchestrator.db.urls import sqlalchemy_url
 
 MSSQL_SCRIPT_HEADER = "SET ANSI_NULLS ON;\nSET QUOTED_IDENTIFIER ON;\nGO\n"
 

@@ -4,7 +4,7 @@ Revision ID: 0001
 Revises:
 """
 
-from orchestrator.migration_ops import downgrade_procedures, run_schema_file, upgrade_procedures
+from orchestrator.db.migration_ops import downgrade_procedures, run_schema_file, upgrade_procedures
 
 revision = "0001"
 down_revision = None

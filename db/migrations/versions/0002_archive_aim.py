@@ -4,7 +4,7 @@ Revision ID: 0002
 Revises: 0001
 """
 
-from orchestrator.migration_ops import downgrade_procedures, execute, upgrade_procedures
+from orchestrator.db.migration_ops import downgrade_procedures, execute, upgrade_procedures
 
 revision = "0002"
 down_revision = "0001"

@@ -4,7 +4,7 @@ Revision ID: 0003
 Revises: 0002
 """
 
-from orchestrator.migration_ops import downgrade_procedures, execute, run_schema_file, upgrade_procedures
+from orchestrator.db.migration_ops import downgrade_procedures, execute, run_schema_file, upgrade_procedures
 
 revision = "0003"
 down_revision = "0002"

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from orchestrator import PROJECT_ROOT
+from orchestrator.db.files import PROCEDURES_DIR
+from orchestrator.db.urls import ENGINES  # noqa: F401  (re-exported: the engines a file exists for)
+from orchestrator.errors import FlpError
 
-PROCEDURES_DIR = PROJECT_ROOT / "db" / "procedures"
-ENGINES = ("mssql", "postgresql")
 FILE_RE = re.compile(r"^(?P<name>[a-z][a-z0-9_]*)\.v(?P<version>[0-9]+)\.sql$")
 HEADER_RE = re.compile(
     r"CREATE\s+(?:OR\s+(?:ALTER|REPLACE)\s+)?(?P<kind>PROCEDURE|FUNCTION)\s+"
@@ -32,7 +32,7 @@ HEADER_RE = re.compile(
 SCHEMA_ROLES = {"job": "flp_orchestrator", "api": "flp_reader", "upload": "flp_lps"}
 
 
-class ProcedureFileError(ValueError):
+class ProcedureFileError(FlpError, ValueError):
     """A procedure file does not follow the layout; the message names the file."""
 
 

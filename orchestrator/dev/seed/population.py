@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from orchestrator.seed import codes as c
-from orchestrator.seed.text import DAY, SECOND, TEXT, choose, date_parts, join, where
+from orchestrator.dev.seed import codes as c
+from orchestrator.dev.seed.text import DAY, SECOND, TEXT, choose, date_parts, join, where
 
 DAYS_PER_YEAR = 365.2425
 RECENT_GAP = 2 * DAY  # data stops this long before today, so every ReceivedUtc is in the past

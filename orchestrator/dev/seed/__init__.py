@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.database import Database
-from orchestrator.seed import population as seed_population
-from orchestrator.seed.tables import POPULATION_STREAM, TABLES, chunks
+from orchestrator.db.connection import Database
+from orchestrator.dev.seed import population as seed_population
+from orchestrator.dev.seed.tables import POPULATION_STREAM, TABLES, chunks
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,9 @@ def seed(db: Database, patients: int, seed: int = 1, today: dt.date | None = Non
     today = check_arguments(patients, seed, today)
     patients, seed = int(patients), int(seed)
     if db.kind == "postgresql":
-        from orchestrator.seed import postgresql as engine
+        from orchestrator.dev.seed import postgresql as engine
     else:
-        from orchestrator.seed import mssql as engine
+        from orchestrator.dev.seed import mssql as engine
 
     started = time.perf_counter()
     with db.connect() as conn, engine.transaction(conn) as loader:

@@ -14,26 +14,24 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Callable
 
 import schedule
 
-from orchestrator.database import Database
-from orchestrator.jobs import JOBS, Job, run_job
+from orchestrator.db.connection import Database
+from orchestrator.jobs import JOBS, TIMEZONE, Job, Timetable
+from orchestrator.runner import run_job
 
 log = logging.getLogger(__name__)
 
-TIMEZONE = "Europe/Copenhagen"
 POLL_INTERVAL = 1.0  # seconds between looks for due jobs
 HEARTBEAT_INTERVAL = 30  # seconds between Ops.Heartbeat updates
 
-# When each job runs. log_cleanup runs nightly: it removes whole months, so on
-# all but the first night of a month its probe finds nothing in milliseconds.
-TIMETABLE: dict[str, Callable[[schedule.Scheduler], schedule.Job]] = {
-    "archive_aim": lambda s: s.every().day.at("00:00", TIMEZONE),
-    "session_purge": lambda s: s.every(10).minutes,
-    "log_cleanup": lambda s: s.every().day.at("01:00", TIMEZONE),
-}
+
+def schedule_job(scheduler: schedule.Scheduler, timetable: Timetable) -> schedule.Job:
+    """The ``schedule`` job for a registry timetable (not yet given its action)."""
+    if timetable.every_minutes:
+        return scheduler.every(timetable.every_minutes).minutes
+    return scheduler.every().day.at(timetable.daily_at, TIMEZONE)
 
 
 class Orchestrator:
@@ -45,8 +43,8 @@ class Orchestrator:
         self.stopping = threading.Event()
         self._running: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
-        for name, when in TIMETABLE.items():
-            when(self.scheduler).do(self.start_job, JOBS[name])
+        for job in JOBS.values():
+            schedule_job(self.scheduler, job.timetable).do(self.start_job, job)
         self.scheduler.every(HEARTBEAT_INTERVAL).seconds.do(self.beat)
 
     def start_job(self, job: Job) -> None:
@@ -79,7 +77,7 @@ class Orchestrator:
 
     def run_forever(self) -> None:
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
-        log.info("orchestrator started", extra={"component": self.component, "jobs": ",".join(TIMETABLE)})
+        log.info("orchestrator started", extra={"component": self.component, "jobs": ",".join(JOBS)})
         self.beat()
         while not self.stopping.is_set():
             self.scheduler.run_pending()
@@ -96,9 +94,7 @@ def next_runs() -> dict[str, str]:
     """Each job's timetable and next run, for ``flp jobs``."""
     scheduler = schedule.Scheduler()
     out = {}
-    for name, when in TIMETABLE.items():
-        job = when(scheduler).do(lambda: None)
-        unit = f"{job.interval} {job.unit}" if job.interval != 1 else job.unit.rstrip("s")
-        at = f" at {job.at_time:%H:%M} {TIMEZONE}" if job.at_time else ""
-        out[name] = f"every {unit}{at}; next {job.next_run:%Y-%m-%d %H:%M} host time"
+    for name, job in JOBS.items():
+        planned = schedule_job(scheduler, job.timetable).do(lambda: None)
+        out[name] = f"{job.timetable.describe()}; next {planned.next_run:%Y-%m-%d %H:%M} host time"
     return out

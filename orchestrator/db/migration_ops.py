@@ -13,15 +13,16 @@ from collections.abc import Iterable
 
 from alembic import op
 
-from orchestrator import PROJECT_ROOT, procedures
+from orchestrator.db import procedures
+from orchestrator.db.files import SCHEMA_DIR
+from orchestrator.db.urls import engine_of
 
-SCHEMA_DIR = PROJECT_ROOT / "db" / "schema"
 GO_LINE = re.compile(r"^[ \t]*GO[ \t]*$", re.MULTILINE | re.IGNORECASE)
 
 
 def engine() -> str:
     """'mssql' or 'postgresql': the folder of SQL files that applies."""
-    return "mssql" if op.get_context().dialect.name == "mssql" else "postgresql"
+    return engine_of(op.get_context().dialect.name)
 
 
 def execute(sql: str) -> None:

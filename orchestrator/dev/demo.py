@@ -10,13 +10,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from orchestrator import migrate, seed
 from orchestrator.config import Settings
-from orchestrator.database import Database
-from orchestrator.embedded_db import ensure_database
-from orchestrator.jobs import JOBS, run_job
-
-DEMO_DATABASE = "flp_demo"
+from orchestrator.db import migrate
+from orchestrator.db.connection import Database
+from orchestrator.db.databases import DEMO_DATABASE, ensure_database
+from orchestrator.dev import seed
+from orchestrator.jobs import JOBS
+from orchestrator.runner import run_job
 
 
 @dataclass

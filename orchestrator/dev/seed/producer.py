@@ -18,8 +18,8 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from orchestrator.seed.rows import Rows, copy_text
-from orchestrator.seed.tables import Table
+from orchestrator.dev.seed.rows import Rows, copy_text
+from orchestrator.dev.seed.tables import Table
 
 COLUMNS, DATA, END, FAILED = b"C", b"D", b"E", b"X"
 ChunkMaker = Callable[[Table], Iterator[Rows]]

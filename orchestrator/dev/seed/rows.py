@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from orchestrator.seed.text import join, text, where
+from orchestrator.dev.seed.text import join, text, where
 
 COPY_NULL = r"\N"
 

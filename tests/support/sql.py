@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.database import Database
+from orchestrator.db.connection import Database
 
 
 def _sql(db: Database, text: str) -> str:

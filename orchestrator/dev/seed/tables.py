@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from orchestrator.seed import codes as c
-from orchestrator.seed import values as seed_values
-from orchestrator.seed.population import DAYS_PER_YEAR, Population, categorical, uniform_times
-from orchestrator.seed.rows import Nullable, Rows
-from orchestrator.seed.text import (
+from orchestrator.dev.seed import codes as c
+from orchestrator.dev.seed import values as seed_values
+from orchestrator.dev.seed.population import DAYS_PER_YEAR, Population, categorical, uniform_times
+from orchestrator.dev.seed.rows import Nullable, Rows
+from orchestrator.dev.seed.text import (
     DAY,
     SECOND,
     TEXT,

@@ -17,8 +17,8 @@ from collections.abc import Iterable, Iterator
 
 import psycopg
 
-from orchestrator.seed.producer import ChunkMaker, copy_texts
-from orchestrator.seed.tables import Table
+from orchestrator.dev.seed.producer import ChunkMaker, copy_texts
+from orchestrator.dev.seed.tables import Table
 
 log = logging.getLogger(__name__)
 

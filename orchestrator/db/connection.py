@@ -14,30 +14,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from orchestrator import embedded, procedures
 from orchestrator.config import Settings
+from orchestrator.db import procedures, server
+from orchestrator.db.urls import engine_of, sqlalchemy_url, with_database
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def sqlalchemy_url(url: str) -> str:
-    """Pin the driver: psycopg 3 for PostgreSQL, mssql-python for SQL Server."""
-    parsed = make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    elif parsed.drivername == "mssql":
-        parsed = parsed.set(drivername="mssql+mssqlpython")
-    return parsed.render_as_string(hide_password=False)
-
-
 def resolve_url(settings: Settings, database: str | None = None) -> str:
     """The configured URL, or the embedded server's, optionally for another database."""
-    url = settings.database_url or embedded.start(settings.data_dir)
+    url = settings.database_url or server.start(settings.data_dir)
     if database is not None:
-        url = make_url(sqlalchemy_url(url)).set(database=database).render_as_string(hide_password=False)
+        url = with_database(url, database)
     return sqlalchemy_url(url)
 
 
@@ -56,7 +46,7 @@ class Database:
 
     @property
     def kind(self) -> str:
-        return "mssql" if self.engine.dialect.name == "mssql" else "postgresql"
+        return engine_of(self.engine.dialect.name)
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[Any]:

@@ -11,15 +11,19 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
-from orchestrator import PROJECT_ROOT
-from orchestrator.database import sqlalchemy_url
+from orchestrator.db.files import MIGRATIONS_DIR
+from orchestrator.db.urls import sqlalchemy_url
 
 # URLs for offline scripts: only the dialect matters, no server is contacted.
 OFFLINE_URLS = {"mssql": "mssql+pyodbc://", "postgresql": "postgresql+psycopg://"}
 
 
 def alembic_config(url: str | None = None, output: io.StringIO | None = None) -> Config:
-    cfg = Config(str(PROJECT_ROOT / "alembic.ini"), output_buffer=output)
+    # Built in code, not read from alembic.ini: the ini is for a DBA running
+    # alembic in a checkout; an installed flp finds its migrations in the package.
+    cfg = Config(output_buffer=output)
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("path_separator", "os")
     # Alembic's own ini logging would replace ours; keep the CLI's.
     cfg.attributes["configure_logger"] = False
     if url is not None:

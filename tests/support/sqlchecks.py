@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from orchestrator import PROJECT_ROOT, procedures
+from orchestrator.db import procedures
+from orchestrator.db.files import SCHEMA_DIR
+from tests.support.paths import REPO_ROOT
 
-SQLFLUFF_CONFIG = PROJECT_ROOT / ".sqlfluff"
-TSQL_DIRS = (procedures.PROCEDURES_DIR / "mssql", PROJECT_ROOT / "db" / "schema" / "mssql")
+SQLFLUFF_CONFIG = REPO_ROOT / ".sqlfluff"
+TSQL_DIRS = (procedures.PROCEDURES_DIR / "mssql", SCHEMA_DIR / "mssql")
 RELEASED_MANIFEST = procedures.PROCEDURES_DIR / "RELEASED.sha256"
 
 # sqlcmd's batch separator, as db/migrations writes it and sqlcmd reads it.
@@ -50,7 +52,7 @@ def _sqlfluff_config():
 
     # As extra config the project's rules also apply to files outside the
     # project (tests' temporary folders), where no .sqlfluff is found.
-    return FluffConfig.from_path(str(PROJECT_ROOT), extra_config_path=str(SQLFLUFF_CONFIG))
+    return FluffConfig.from_path(str(REPO_ROOT), extra_config_path=str(SQLFLUFF_CONFIG))
 
 
 def _linter():
@@ -469,7 +471,7 @@ def _source_chunks(path: Path) -> list[str]:
 def default_offline_sources() -> list[Path]:
     """Every SQL Server file an upgrade from empty to head applies."""
     return sorted((procedures.PROCEDURES_DIR / "mssql").glob("*.sql")) + sorted(
-        (PROJECT_ROOT / "db" / "schema" / "mssql").glob("*.up.sql")
+        (SCHEMA_DIR / "mssql").glob("*.up.sql")
     )
 
 

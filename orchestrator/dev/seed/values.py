@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from orchestrator.seed import codes as c
-from orchestrator.seed.population import DAYS_PER_YEAR, Population
-from orchestrator.seed.rows import Nullable, Rows
-from orchestrator.seed.text import (
+from orchestrator.dev.seed import codes as c
+from orchestrator.dev.seed.population import DAYS_PER_YEAR, Population
+from orchestrator.dev.seed.rows import Nullable, Rows
+from orchestrator.dev.seed.text import (
     SECOND,
     TEXT,
     choose,

@@ -15,9 +15,9 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from orchestrator.seed.producer import ChunkMaker
-from orchestrator.seed.rows import Rows, python_rows
-from orchestrator.seed.tables import Table
+from orchestrator.dev.seed.producer import ChunkMaker
+from orchestrator.dev.seed.rows import Rows, python_rows
+from orchestrator.dev.seed.tables import Table
 
 BATCH_ROWS = 5_000  # rows per executemany call
 STAGE = "#SeedStage"

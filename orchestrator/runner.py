@@ -1,0 +1,97 @@
+"""One run of a job, on its own connection: ``run_job`` and what it reports.
+
+On PostgreSQL a procedure that COMMITs cannot catch its own errors, so after a
+failure the runner calls ``Job.job_run_fail`` (finishes the run row, frees the
+lock); on SQL Server the procedure's CATCH block has done it already.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from dataclasses import dataclass
+
+from orchestrator.db.connection import Database
+from orchestrator.jobs import Job
+
+log = logging.getLogger(__name__)
+
+JOB_OUTPUTS = ("JobRunId", "Result", "RowsAffected")
+MESSAGE_MAX = 4000  # characters, Ops.JobRun.Message
+
+
+def describe_error(exc: BaseException) -> str:
+    """The error and, for a database error, where in the procedure it happened."""
+    text = str(exc).strip()
+    error: BaseException | None = exc
+    while error is not None:  # a driver error may wrap the server's one
+        context = getattr(getattr(error, "diag", None), "context", None)
+        if context:
+            if context.strip() not in text:
+                text = f"{text}\nCONTEXT:  {context.strip()}"
+            break
+        error = error.__context__
+    return text[:MESSAGE_MAX]
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job: str
+    result: str  # succeeded, stopped, already_running, dry_run, failed
+    rows: int
+    seconds: float
+    job_run_id: int | None
+    error: str | None = None
+
+
+def run_job(
+    db: Database,
+    job: Job,
+    triggered_by: str = "manual",
+    execute: bool = True,
+    time_limit_seconds: int | None = None,
+    host: str | None = None,
+) -> JobResult:
+    """Run one job now, on its own connection, and report what it did."""
+    params = {
+        "Execute": "Y" if execute else "N",
+        "TimeLimitSeconds": time_limit_seconds,
+        "TriggeredBy": triggered_by,
+        "Host": host or socket.gethostname(),
+    }
+    started = time.perf_counter()
+    with db.connect() as conn:
+        try:
+            out = db.call(conn, job.procedure, params, JOB_OUTPUTS)
+        except Exception as exc:
+            message = describe_error(exc)
+            try:
+                # Finishes the run row and frees the lock if the procedure could not.
+                db.call(conn, "Job.job_run_fail", {"JobName": job.name, "Message": message})
+            except Exception:
+                # The session itself is gone (killed, network): its lock went with
+                # it, and the next run marks the row abandoned.
+                log.warning("could not mark the run failed; session lost", extra={"job": job.name})
+            seconds = time.perf_counter() - started
+            log.error("job failed", extra={"job": job.name, "seconds": round(seconds, 3), "error": message})
+            return JobResult(job.name, "failed", 0, seconds, None, message)
+    seconds = time.perf_counter() - started
+    result = JobResult(
+        job=job.name,
+        result=out["Result"],
+        rows=int(out["RowsAffected"] or 0),
+        seconds=seconds,
+        job_run_id=out["JobRunId"],
+    )
+    log.info(
+        "job finished",
+        extra={
+            "job": job.name,
+            "result": result.result,
+            "rows": result.rows,
+            "seconds": round(seconds, 3),
+            "job_run_id": result.job_run_id,
+        },
+    )
+    return result

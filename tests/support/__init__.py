@@ -1,0 +1,1 @@
+"""Test support: fixtures' helpers, SQL helpers and the SQL quality gates."""
