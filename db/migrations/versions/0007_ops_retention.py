@@ -1,13 +1,13 @@
 """Ops retention job and start-up checks (issue 7).
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 """
 
 from orchestrator.db.migration_ops import downgrade_procedures, upgrade_procedures
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

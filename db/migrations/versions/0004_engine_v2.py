@@ -1,13 +1,13 @@
-"""Read procedures for operators and the flp_operator role (issue 6).
+"""SQL Server review, the batch engine: version 2 of run_batched, health_check, the job-run procedures and the job wrappers (issue 7).
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0004
+Revises: 0003
 """
 
 from orchestrator.db.migration_ops import downgrade_procedures, upgrade_procedures
 
-revision = "0005"
-down_revision = "0004"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

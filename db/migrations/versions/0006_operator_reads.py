@@ -1,13 +1,13 @@
-"""SQL Server production review: version 2 of the job procedures (issue 7).
+"""Read procedures for operators (last runs, runs, batches, heartbeats, schema revision) and the flp_operator role (issue 6).
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 """
 
 from orchestrator.db.migration_ops import downgrade_procedures, upgrade_procedures
 
-revision = "0004"
-down_revision = "0003"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
