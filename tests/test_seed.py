@@ -14,7 +14,9 @@ import pytest
 from orchestrator.db.connection import Database
 from orchestrator.db.databases import create_database, drop_database
 from orchestrator.dev import seed
+from orchestrator.dev.seed import dates
 from orchestrator.dev.seed import population as seed_population
+from orchestrator.dev.seed.codes import LOG_MONTHS_BACK
 from orchestrator.dev.seed.producer import SeedGeneratorError, copy_texts
 from orchestrator.dev.seed.rows import Nullable, Rows, python_rows
 from orchestrator.dev.seed.tables import TABLES, chunks
@@ -58,6 +60,18 @@ def digests(db: Database) -> dict[str, str]:
         )
         for table in SEEDED_TABLES
     }
+
+
+def midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time())
+
+
+def log_months(db: Database) -> set[dt.datetime]:
+    return {m for (m,) in fetch_all(db, "SELECT DISTINCT date_trunc('month', LoggedUtc) FROM PLSP.Log")}
+
+
+def seed_log_months(today: dt.date) -> set[dt.datetime]:
+    return {midnight(m) for m in dates.log_months(today).astype("datetime64[D]").tolist()}
 
 
 def schema_objects(db: Database) -> list[tuple]:
@@ -192,8 +206,8 @@ def test_times_are_relative_to_today_and_the_state_is_consistent(seeded):
         ("PLSP.Diagnose", "ReceivedUtc"),
     ):
         assert scalar(db, f"SELECT max({column}) FROM {table}") < today, table
-    months = {m for (m,) in fetch_all(db, "SELECT DISTINCT date_trunc('month', LoggedUtc) FROM PLSP.Log")}
-    assert months == {dt.datetime(2025, m, 1) for m in (3, 4, 5, 6)}
+    # TODAY is the first of June: at its 00:00 June has no past yet, so the log ends with May.
+    assert log_months(db) == {dt.datetime(2025, m, 1) for m in (2, 3, 4, 5)}
     expired, live = fetch_all(
         db,
         "SELECT count(*) FILTER (WHERE ExpiresUtc < ?), count(*) FILTER (WHERE ExpiresUtc > ?) "
@@ -230,10 +244,73 @@ def test_times_are_relative_to_today_and_the_state_is_consistent(seeded):
 
 
 def test_default_today_is_the_current_utc_date(db):
+    before = dt.datetime.now(dt.UTC).date()
     seed.seed(db, patients=40, seed=1)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    assert scalar(db, "SELECT max(LoggedUtc) FROM PLSP.Log").strftime("%Y-%m") == now.strftime("%Y-%m")
-    assert scalar(db, "SELECT count(*) FROM PLSP.Session WHERE ExpiresUtc > ?", (now,)) > 0
+    after = now.date()
+    # The seed's today is the UTC date at its start or, across midnight, at its end.
+    assert log_months(db) in (seed_log_months(before), seed_log_months(after))
+    for table, column in (("PLSP.Log", "LoggedUtc"), ("PLSP.Patientvaerdier", "ReceivedUtc")):
+        assert scalar(db, f"SELECT max({column}) FROM {table}") < midnight(after), table
+    # Live sessions expire from tomorrow 00:00 on, so they are live all through today.
+    live_from = scalar(db, "SELECT min(ExpiresUtc) FROM PLSP.Session WHERE ExpiresUtc > ?", (now,))
+    assert midnight(before) + dt.timedelta(days=1) <= live_from < midnight(after) + dt.timedelta(days=2)
+
+
+FIRST_IDS = {"PLSP.Klinik": 1, "PLSP.Patient": 1, "PLSP.Forloebsplan": 1}
+# Every day of a common year (2027) and of a leap year (2028).
+EVERY_DAY = [dt.date(2027, 1, 1) + dt.timedelta(days=i) for i in range(365 + 366)]
+
+
+def test_the_log_covers_its_months_and_nothing_after_now_on_every_day_of_two_years():
+    assert EVERY_DAY[-1] == dt.date(2028, 12, 31) and dt.date(2028, 2, 29) in EVERY_DAY
+    rng = np.random.default_rng(1)
+    problems = []
+    for today in EVERY_DAY:
+        now = np.datetime64(today, "s")
+        months = dates.log_months(today)
+        if len(months) != LOG_MONTHS_BACK + 1 or not (np.diff(months) == np.timedelta64(1, "M")).all():
+            problems.append((today, "months", months))
+        # The last month is the one of the last day before now: today's, except on the 1st.
+        if months[-1] != np.datetime64(today - dt.timedelta(days=1), "M"):
+            problems.append((today, "last month", months[-1]))
+        if today.day > 1 and months[-1] != np.datetime64(today, "M"):
+            problems.append((today, "current month missing", months[-1]))
+        for n in (len(months), 60):
+            times = dates.log_times(rng, n, today)
+            if len(times) != n or (np.diff(times) < np.timedelta64(0, "s")).any():
+                problems.append((today, n, "not n sorted times"))
+            if times.min() < months[0].astype("datetime64[s]") or times.max() >= now:
+                problems.append((today, n, "outside the months or not before now", times.min(), times.max()))
+            if set(times.astype("datetime64[M]").tolist()) != set(months.tolist()):
+                problems.append((today, n, "a month without rows", times))
+    assert problems == [], problems[:5]
+
+
+@pytest.mark.slow
+def test_every_table_describes_the_past_of_today_on_every_day_of_two_years():
+    """The whole generator, per day: no time at or after now, except live sessions'
+    expiry (from tomorrow 00:00 on); the log has rows in exactly its months."""
+    problems = []
+    for number, today in enumerate(EVERY_DAY):
+        now = np.datetime64(today, "s")
+        population = seed_population.build(np.random.default_rng(number), 40, today, FIRST_IDS)
+        for table in TABLES:
+            for rows in chunks(table, population, number, 1):
+                for column, values in rows.columns.items():
+                    values = values.values if isinstance(values, Nullable) else np.asarray(values)
+                    if not np.issubdtype(values.dtype, np.datetime64):
+                        continue
+                    times = values[~np.isnat(values)].astype("datetime64[s]")
+                    if (table.name, column) == ("PLSP.Session", "ExpiresUtc"):
+                        times = times[times < now + np.timedelta64(1, "D")]
+                    if times.size and times.max() >= now:
+                        problems.append((today, table.name, column, times.max()))
+                if table.name == "PLSP.Log":
+                    logged = set(rows.columns["LoggedUtc"].astype("datetime64[M]").tolist())
+                    if logged != set(dates.log_months(today).tolist()):
+                        problems.append((today, "PLSP.Log months", sorted(logged)))
+    assert problems == [], problems[:5]
 
 
 def test_a_second_load_is_refused_and_writes_nothing(seeded):

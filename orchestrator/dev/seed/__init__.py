@@ -7,10 +7,11 @@ never to the clock. CPR numbers are synthetic by construction (day of month
 + 60). The load is all or nothing, and refused when the database already
 holds patients.
 
-Modules: codes (what the data is made of), population (patients and care
-plans), values and tables (rows per table), text and rows (vectorised text,
-COPY and DBAPI encodings), producer (COPY text made in a child process),
-postgresql and mssql (the load per engine).
+Modules: codes (what the data is made of), dates (what ``today`` means: now
+and the log's months), population (patients and care plans), values and
+tables (rows per table), text and rows (vectorised text, COPY and DBAPI
+encodings), producer (COPY text made in a child process), postgresql and
+mssql (the load per engine).
 """
 
 from __future__ import annotations

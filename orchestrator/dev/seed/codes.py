@@ -257,7 +257,7 @@ SESSION_LIFETIME = (600, 3600)  # seconds, expired sessions
 SESSION_EXPIRED_WINDOW = 2 * 86_400  # seconds before today that expired sessions ended
 
 LOG_ROWS_PER_PATIENT = 1.5
-LOG_MONTHS_BACK = 3  # plus the current month
+LOG_MONTHS_BACK = 3  # months before the log's last one, the month of yesterday (dates.py)
 LOG_LEVELS = (("INFO", 0.85), ("WARNING", 0.10), ("ERROR", 0.05))
 LOG_CORRELATED_SHARE = 0.7
 # (source, message start); a number (a count or an internal id, never a CPR) follows.

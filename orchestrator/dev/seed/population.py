@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from orchestrator.dev.seed import codes as c
+from orchestrator.dev.seed import dates
 from orchestrator.dev.seed.text import DAY, SECOND, TEXT, choose, date_parts, join, where
 
 DAYS_PER_YEAR = 365.2425
@@ -85,7 +86,7 @@ def uniform_times(rng: np.random.Generator, start: np.ndarray, end: np.ndarray) 
 
 def build(rng: np.random.Generator, patients: int, today: dt.date, first_ids: dict[str, int]) -> Population:
     """first_ids: the first free id of PLSP.Klinik, PLSP.Patient and PLSP.Forloebsplan."""
-    now = np.datetime64(today, "s")
+    now = dates.moment(today)
     today_day = np.datetime64(today, "D")
 
     clinics = max(1, round(patients / c.PATIENTS_PER_CLINIC))

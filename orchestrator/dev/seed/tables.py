@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from orchestrator.dev.seed import codes as c
+from orchestrator.dev.seed import dates
 from orchestrator.dev.seed import values as seed_values
 from orchestrator.dev.seed.population import DAYS_PER_YEAR, Population, categorical, uniform_times
 from orchestrator.dev.seed.rows import Nullable, Rows
@@ -409,12 +410,8 @@ def _session(pop: Population, rng, lo, hi, first_id) -> Rows:
 
 
 def _log(pop: Population, rng, lo, hi, first_id) -> Rows:
-    n = round((hi - lo) * c.LOG_ROWS_PER_PATIENT)
-    month_start = np.datetime64(pop.today, "M")
-    start = (month_start - np.timedelta64(c.LOG_MONTHS_BACK, "M")).astype("datetime64[s]")
-    # On the first of a month the current month would be empty: give it today.
-    end = max(pop.now, month_start.astype("datetime64[s]") + DAY)
-    logged = np.sort(uniform_times(rng, np.full(n, start), np.full(n, end)))
+    n = max(round((hi - lo) * c.LOG_ROWS_PER_PATIENT), c.LOG_MONTHS_BACK + 1)  # a row in every month
+    logged = dates.log_times(rng, n, pop.today)
     levels = [name for name, _ in c.LOG_LEVELS]
     level = choose(levels, rng.choice(len(levels), n, p=[share for _, share in c.LOG_LEVELS]))
     kind = rng.integers(0, len(c.LOG_MESSAGES), n)
