@@ -27,8 +27,8 @@ from orchestrator.db import migrate, migration_ops, procedures
 from orchestrator.db.urls import libpq_url, sqlalchemy_url
 from tests.conftest import require_service
 
-FLP_SCHEMAS = ["plsp", "ops", "job", "api", "upload"]
-ROUTINE_SCHEMAS = ["job", "api", "upload"]
+FLP_SCHEMAS = ["plsp", "ops", "job", "api", "upload", "monitor"]
+ROUTINE_SCHEMAS = ["job", "api", "upload", "monitor"]
 PSQL_TIMEOUT_SECONDS = 120
 
 CATALOG_QUERIES = {

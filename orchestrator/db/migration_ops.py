@@ -74,7 +74,7 @@ $drop$;"""
 
 
 def _grant_postgresql(routine: procedures.Routine) -> str:
-    role = procedures.SCHEMA_ROLES[routine.schema.lower()]
+    roles = ", ".join(procedures.SCHEMA_ROLES[routine.schema.lower()])
     kind = routine.kind.upper()
     return f"""DO $grant$
 DECLARE
@@ -87,7 +87,7 @@ BEGIN
         WHERE n.nspname = '{routine.schema.lower()}' AND p.proname = '{routine.name}'
     LOOP
         EXECUTE format('REVOKE ALL ON {kind} %s FROM PUBLIC', r.signature);
-        EXECUTE format('GRANT EXECUTE ON {kind} %s TO {role}', r.signature);
+        EXECUTE format('GRANT EXECUTE ON {kind} %s TO {roles}', r.signature);
     END LOOP;
 END
 $grant$;"""

@@ -28,8 +28,14 @@ HEADER_RE = re.compile(
     r"(?P<schema>\w+)\.(?P<name>\w+)\s*(?P<rest>.*)",
     re.IGNORECASE | re.DOTALL,
 )
-# Role allowed to execute the routines of each schema (see 0001_foundation).
-SCHEMA_ROLES = {"job": "flp_orchestrator", "api": "flp_reader", "upload": "flp_lps"}
+# Roles allowed to execute the routines of each schema (see 0001_foundation and
+# 0006_operator_reads). Monitor's read routines serve operators and the orchestrator.
+SCHEMA_ROLES: dict[str, tuple[str, ...]] = {
+    "job": ("flp_orchestrator",),
+    "api": ("flp_reader",),
+    "upload": ("flp_lps",),
+    "monitor": ("flp_orchestrator", "flp_operator"),
+}
 
 
 class ProcedureFileError(FlpError, ValueError):
