@@ -36,7 +36,7 @@ def cmd_db(args, settings) -> int:
     from orchestrator.db import migrate
 
     if args.db_command == "script":
-        sys.stdout.write(migrate.script(args.engine, args.from_revision, args.to_revision))
+        sys.stdout.write(migrate.script(args.engine, args.from_revision, args.to_revision, args.downgrade_to))
         return 0
     db = _database(settings)
     if args.db_command == "upgrade":
@@ -130,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="start after this revision (default: from an empty database)",
     )
     script.add_argument("--to", dest="to_revision", default="head")
+    script.add_argument(
+        "--downgrade-to",
+        dest="downgrade_to",
+        default=None,
+        metavar="REV",
+        help="print the downgrade to REV instead (base: everything), from head or --from",
+    )
 
     seed = sub.add_parser("seed", help="load a deterministic synthetic population")
     seed.add_argument("--patients", type=int, default=2000)

@@ -21,7 +21,8 @@ def flp_env(db, monkeypatch):
 def test_db_script_for_sql_server_starts_with_the_sqlcmd_header(capsys):
     assert cli.main(["db", "script", "--engine", "mssql"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("SET ANSI_NULLS ON;\nSET QUOTED_IDENTIFIER ON;\nGO\n")
+    assert out.startswith(":on error exit\n")
+    assert "\nSET ANSI_NULLS ON;\nSET QUOTED_IDENTIFIER ON;\n\nGO\n" in out
     assert "CREATE OR ALTER PROCEDURE Job.run_batched" in out
 
 

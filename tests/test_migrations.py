@@ -228,24 +228,41 @@ def test_each_revision_downgrades_to_its_predecessor(empty_db_url):
 # ---------------------------------------------------------------------------
 
 
-def test_the_offline_script_run_by_psql_gives_the_online_catalog(empty_db_url, db, tmp_path):
+def run_psql_file(url: str, path: Path) -> subprocess.CompletedProcess:
+    """``psql -f path`` against ``url``, as a DBA runs an offline script (stops at the first error)."""
     psql = psql_binary()
     if psql is None:
         require_service("psql (neither pgserver's nor one on PATH)")
-    script = tmp_path / "flp_postgresql.sql"
-    script.write_text(migrate.script("postgresql"), encoding="utf-8")
-
-    result = subprocess.run(
-        [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", libpq_url(empty_db_url), "-f", str(script)],
+    return subprocess.run(
+        [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", libpq_url(url), "-f", str(path)],
         capture_output=True,
         text=True,
         timeout=PSQL_TIMEOUT_SECONDS,
         env={**os.environ, "PGOPTIONS": "-c client_min_messages=warning"},
     )
 
+
+def test_the_offline_script_run_by_psql_gives_the_online_catalog_and_a_rerun_does_nothing(
+    empty_db_url, db, tmp_path
+):
+    script = tmp_path / "flp_postgresql.sql"
+    script.write_text(migrate.script("postgresql"), encoding="utf-8")
+
+    result = run_psql_file(empty_db_url, script)
+
     assert result.returncode == 0, result.stderr
     assert "ERROR" not in result.stderr, result.stderr
-    assert catalog_diff(catalog(db.url), catalog(empty_db_url)) == {}
+    first = catalog(empty_db_url)
+    assert catalog_diff(catalog(db.url), first) == {}
+
+    again = run_psql_file(empty_db_url, script)  # every migration is already applied: skipped
+
+    assert again.returncode == 0, again.stderr
+    assert "ERROR" not in again.stderr, again.stderr
+    assert again.stdout.count("skipped") == len(
+        list(ScriptDirectory.from_config(migrate.alembic_config()).walk_revisions())
+    )
+    assert catalog_diff(first, catalog(empty_db_url)) == {}
 
 
 # ---------------------------------------------------------------------------

@@ -378,7 +378,12 @@ def _blank_comments_and_strings(sql: str) -> str:
 
     while i < n:
         two = sql[i : i + 2]
-        if two == "--":
+        if sql[i] == ":" and (i == 0 or sql[i - 1] == "\n"):  # a sqlcmd command (:on error exit)
+            end = sql.find("\n", i)
+            end = n if end < 0 else end
+            blank(i, end)
+            i = end
+        elif two == "--":
             end = sql.find("\n", i)
             end = n if end < 0 else end
             blank(i, end)
@@ -466,6 +471,15 @@ def _batch_problems(batch: Batch) -> list[str]:
 def _source_chunks(path: Path) -> list[str]:
     # Schema files hold several GO-separated batches; the script has each one.
     return [c.strip() for c in GO_LINE.split(path.read_text(encoding="utf-8")) if c.strip()]
+
+
+SQLCMD_COMMAND = re.compile(r"^:", re.MULTILINE)
+
+
+def sqlcmd_commands_as_comments(script: str) -> str:
+    """``script`` with its sqlcmd command lines (``:on error exit``, ``:setvar``) turned
+    into comments, line for line: sqlfluff's T-SQL grammar knows only ``:r`` and ``:setvar``."""
+    return SQLCMD_COMMAND.sub("-- :", script)
 
 
 def default_offline_sources() -> list[Path]:
