@@ -1,5 +1,15 @@
 -- Undo 0001_foundation on SQL Server: roles, tables, partitioning, schemas.
 -- Procedures are dropped by their migrations before this runs.
+-- A DBA adds users to the roles (docs/operations.md), and DROP ROLE fails with
+-- error 15144 while a role has members, so every member is dropped first.
+DECLARE @DropMembers nvarchar(MAX) = N'';
+SELECT @DropMembers += N'ALTER ROLE ' + QUOTENAME(r.name) + N' DROP MEMBER ' + QUOTENAME(m.name) + N'; '
+FROM sys.database_role_members AS rm
+INNER JOIN sys.database_principals AS r ON rm.role_principal_id = r.principal_id
+INNER JOIN sys.database_principals AS m ON rm.member_principal_id = m.principal_id
+WHERE r.name IN (N'flp_lps', N'flp_reader', N'flp_orchestrator');
+EXEC sys.sp_executesql @DropMembers;
+GO
 DROP ROLE flp_lps;
 DROP ROLE flp_reader;
 DROP ROLE flp_orchestrator;
