@@ -7,19 +7,32 @@ file). A bad value stops the program at start with a message naming the setting.
 
 from __future__ import annotations
 
+import difflib
 import os
+import socket
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from orchestrator.errors import FlpError
+
 CONFIG_FILE_DEFAULT = "flp.toml"
 DATA_DIR_DEFAULT = ".flp"  # relative to the working folder
+EMBEDDED_DATABASE_DEFAULT = "flp"  # the embedded server's database every command but the demo uses
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("keyvalue", "json")
 DATABASE_SCHEMES = ("postgresql", "postgresql+psycopg", "mssql", "mssql+pyodbc", "mssql+mssqlpython")
 
 
-class ConfigError(ValueError):
+# FLP_ variables that are not settings: read by the tests, CI and benchmarks, or
+# naming the config file. Anything else starting with FLP_ is a typo until proven
+# otherwise (FLP_DATABSE_URL would silently leave the default database in use).
+ENVIRONMENT_ALLOWED = ("FLP_CONFIG", "FLP_REQUIRE_SERVICES")
+ENVIRONMENT_ALLOWED_PREFIXES = ("FLP_TEST_", "FLP_BENCH_")
+
+
+class ConfigError(FlpError, ValueError):
     """A setting is missing or malformed; the message names it."""
 
 
@@ -30,8 +43,15 @@ class Settings:
     mongo_url: str | None = None
     queue_url: str | None = None  # None: the queue table in our database
     smtp_url: str | None = None  # None: mails go to data_dir/outbox
-    log_level: str = "INFO"
+    embedded_database: str = EMBEDDED_DATABASE_DEFAULT  # used when database_url is None
+    log_level: str | None = None  # None: WARNING for interactive commands, INFO for the orchestrator
+    log_format: str = "keyvalue"  # or json
     host_name: str | None = None  # written to Ops.JobRun; default: this machine's name
+
+    @property
+    def host(self) -> str:
+        """The host name written to Ops.JobRun and Ops.Heartbeat."""
+        return self.host_name or socket.gethostname()
 
     @property
     def engine(self) -> str:
@@ -39,6 +59,19 @@ class Settings:
         if self.database_url is None:
             return "postgresql"
         return "mssql" if self.database_url.startswith("mssql") else "postgresql"
+
+    def database_description(self) -> str:
+        """Which database the commands use, without its password: for ``flp config`` and the demo."""
+        if self.database_url is None:
+            return (
+                f"database {self.embedded_database} on the embedded PostgreSQL in {self.data_dir / 'pgdata'}"
+            )
+        parts = urlsplit(self.database_url)
+        name = parts.path.lstrip("/") or "(the login's default)"
+        where = parts.hostname or "local socket"
+        if parts.port:
+            where = f"{where}:{parts.port}"
+        return f"database {name} on {where} ({self.engine})"
 
     def masked(self) -> dict[str, str]:
         """Settings for display, with passwords replaced by ``***``."""
@@ -79,9 +112,41 @@ def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> str:
     return value
 
 
+def environment_names() -> list[str]:
+    """Every FLP_ variable that is a setting."""
+    return [f"FLP_{f.name.upper()}" for f in fields(Settings)]
+
+
+def check_environment(environ: dict[str, str] | None = None) -> None:
+    """Refuse an FLP_ variable that is neither a setting nor one the tests, CI or benchmarks
+    read, naming the nearest known name."""
+    env = os.environ if environ is None else environ
+    settings = environment_names()
+    known = [*settings, *ENVIRONMENT_ALLOWED]
+    unknown = sorted(
+        name
+        for name in env
+        if name.startswith("FLP_") and name not in known and not name.startswith(ENVIRONMENT_ALLOWED_PREFIXES)
+    )
+    if not unknown:
+        return
+    problems = []
+    for name in unknown:
+        nearest = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"did you mean {nearest[0]}?" if nearest else f"the settings are {', '.join(settings)}"
+        problems.append(f"{name} is not a setting ({hint})")
+    raise ConfigError("environment variable " + "; ".join(problems))
+
+
+def host_name(settings: Settings | None = None) -> str:
+    """FLP_HOST_NAME (or host_name in flp.toml), else this machine's name."""
+    return (settings or load()).host
+
+
 def load(environ: dict[str, str] | None = None) -> Settings:
     """Read and validate the settings; raise ConfigError naming the bad one."""
     env = os.environ if environ is None else environ
+    check_environment(env)
     path = Path(env.get("FLP_CONFIG", CONFIG_FILE_DEFAULT))
     file_values: dict[str, object] = {}
     if path.is_file():
@@ -100,9 +165,24 @@ def load(environ: dict[str, str] | None = None) -> Settings:
         if env_value is not None and env_value != "":
             raw[name] = env_value
 
-    log_level = raw.get("log_level", "INFO").upper()
-    if log_level not in LOG_LEVELS:
-        raise ConfigError(f"setting log_level (FLP_LOG_LEVEL): {log_level!r} is not one of {LOG_LEVELS}")
+    log_level = raw.get("log_level")
+    if log_level is not None:
+        log_level = log_level.upper()
+        if log_level not in LOG_LEVELS:
+            raise ConfigError(
+                f"setting log_level (FLP_LOG_LEVEL): {log_level!r} is not one of {', '.join(LOG_LEVELS)}"
+            )
+    log_format = raw.get("log_format", "keyvalue").lower()
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(
+            f"setting log_format (FLP_LOG_FORMAT): {log_format!r} is not one of {', '.join(LOG_FORMATS)}"
+        )
+    embedded_database = raw.get("embedded_database", EMBEDDED_DATABASE_DEFAULT)
+    if not embedded_database.replace("_", "a").isalnum() or not embedded_database[0].isalpha():
+        raise ConfigError(
+            f"setting embedded_database (FLP_EMBEDDED_DATABASE): {embedded_database!r} is not a plain "
+            "database name (letters, digits and _, starting with a letter)"
+        )
     database_url = raw.get("database_url")
     if database_url is not None:
         _check_url("database_url", database_url, DATABASE_SCHEMES)
@@ -121,6 +201,8 @@ def load(environ: dict[str, str] | None = None) -> Settings:
         mongo_url=mongo_url,
         queue_url=queue_url,
         smtp_url=smtp_url,
+        embedded_database=embedded_database,
         log_level=log_level,
+        log_format=log_format,
         host_name=raw.get("host_name"),
     )

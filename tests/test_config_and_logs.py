@@ -43,7 +43,9 @@ def test_defaults_without_file_or_environment(workdir):
 
     assert settings.database_url is None
     assert settings.engine == "postgresql"
-    assert settings.log_level == "INFO"
+    assert settings.log_level is None  # each command's own default: WARNING, the orchestrator INFO
+    assert settings.log_format == "keyvalue"
+    assert settings.embedded_database == "flp"
     assert settings.data_dir == (workdir / config.DATA_DIR_DEFAULT).resolve()
 
 
@@ -70,6 +72,8 @@ def test_flp_config_names_another_file(workdir):
     ("name", "value"),
     [
         ("log_level", "LOUD"),
+        ("log_format", "xml"),
+        ("embedded_database", "flp; drop"),
         ("database_url", "mysql://flp@db.example/flp"),
         ("mongo_url", "http://mongo.example"),
         ("queue_url", "redis://queue.example"),
@@ -123,7 +127,7 @@ def test_masked_hides_every_password():
     assert PASSWORD not in str(shown)
     assert shown["database_url"] == "postgresql://flp:***@db.example:5432/flp"
     assert shown["smtp_url"] == "smtp://flp:***@mail.example:25"
-    assert shown["log_level"] == "INFO" and shown["host_name"] == "(unset)"
+    assert shown["log_level"] == "(unset)" and shown["host_name"] == "(unset)"
 
 
 def test_masked_hides_a_password_in_the_query_string():
@@ -142,7 +146,19 @@ def test_flp_config_prints_the_settings_with_passwords_masked(workdir, monkeypat
     assert PASSWORD not in out + err
     assert "postgresql://flp:***@db.example:5432/flp" in out
     assert "smtp://mailer:***@mail.example:25" in out
-    assert [line.split()[0] for line in out.splitlines()][-1] == "engine"
+    rows = {line.split()[0]: line.split()[1] for line in out.splitlines() if len(line.split()) == 2}
+    assert rows["engine"] == "postgresql"
+    assert out.splitlines()[-1] == "uses: database flp on db.example:5432 (postgresql)"
+
+
+def test_flp_config_names_the_embedded_database_it_uses(workdir, monkeypatch, capsys, restore_logging):
+    monkeypatch.setenv("FLP_EMBEDDED_DATABASE", "flp_demo")
+
+    assert cli.main(["config"]) == 0
+
+    last = capsys.readouterr().out.splitlines()[-1]
+    pgdata = workdir.resolve() / ".flp" / "pgdata"
+    assert last == f"uses: database flp_demo on the embedded PostgreSQL in {pgdata}"
 
 
 def test_flp_config_refuses_a_bad_setting_naming_it(workdir, monkeypatch, capsys, restore_logging):
@@ -153,9 +169,77 @@ def test_flp_config_refuses_a_bad_setting_naming_it(workdir, monkeypatch, capsys
     assert "log_level" in capsys.readouterr().err
 
 
+def test_a_mistyped_flp_variable_is_named_with_the_nearest_setting(workdir):
+    with pytest.raises(config.ConfigError) as refused:
+        config.load({"FLP_DATABSE_URL": DB_URL})
+
+    assert str(refused.value) == (
+        "environment variable FLP_DATABSE_URL is not a setting (did you mean FLP_DATABASE_URL?)"
+    )
+
+
+def test_an_flp_variable_like_no_setting_lists_the_settings(workdir):
+    with pytest.raises(config.ConfigError) as refused:
+        config.load({"FLP_ZZZ": "1"})
+
+    assert "FLP_ZZZ is not a setting (the settings are FLP_DATABASE_URL, FLP_DATA_DIR" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "name", ["FLP_CONFIG", "FLP_REQUIRE_SERVICES", "FLP_TEST_DATABASE_URL", "FLP_BENCH_DATABASE_URL"]
+)
+def test_the_flp_variables_of_tests_ci_and_benchmarks_are_allowed(workdir, name):
+    config.check_environment({name: "1", "FLP_LOG_FORMAT": "json", "FLP_HOST_NAME": "h"})
+
+
+def test_host_is_flp_host_name_or_this_machine(workdir):
+    import socket
+
+    assert config.load({"FLP_HOST_NAME": "orch-a"}).host == "orch-a"
+    assert config.load({}).host == socket.gethostname()
+
+
 # ---------------------------------------------------------------------------
 # Logs
 # ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("configured", "verbosity", "default", "expected"),
+    [
+        (None, 0, "WARNING", "WARNING"),  # an interactive command
+        (None, 0, "INFO", "INFO"),  # flp orchestrator
+        (None, 1, "WARNING", "INFO"),
+        (None, 1, "INFO", "INFO"),
+        (None, 2, "WARNING", "DEBUG"),
+        (None, 3, "INFO", "DEBUG"),
+        ("ERROR", 2, "WARNING", "ERROR"),  # FLP_LOG_LEVEL wins
+    ],
+)
+def test_the_log_level(configured, verbosity, default, expected):
+    assert logs.level_for(configured, verbosity, default) == expected
+
+
+def test_json_lines_carry_the_same_fields_masked(restore_logging):
+    import json
+
+    logs.setup("INFO", "json")
+    (handler,) = logging.getLogger().handlers
+    buffer = io.StringIO()
+    handler.setStream(buffer)
+
+    logging.getLogger("flp.test").info("seeded", extra={"rows": 3, "patient": CPR_PLAIN})
+
+    line = json.loads(buffer.getvalue())
+    assert line["level"] == "info" and line["msg"] == "seeded" and line["logger"] == "flp.test"
+    assert line["rows"] == 3 and line["patient"] == logs.CPR_MASK
+
+
+def test_alembic_and_pgserver_info_is_hidden_unless_debug(restore_logging):
+    logs.setup("INFO")
+    assert not logging.getLogger("alembic.runtime.migration").isEnabledFor(logging.INFO)
+    logs.setup("DEBUG")
+    assert logging.getLogger("alembic.runtime.migration").isEnabledFor(logging.DEBUG)
 
 
 @pytest.fixture
