@@ -148,6 +148,9 @@ TYPE_TWINS = {
 }
 UNBOUNDED = ("MAX",)  # nvarchar(max): PostgreSQL's twin is text or an unsized varchar
 POSTGRESQL_PREFIX = "p_"  # @JobName in T-SQL is p_JobName in PL/pgSQL
+# A read routine returning rows is a procedure with a result set in T-SQL and a
+# function RETURNS TABLE in PL/pgSQL (the one kind difference twins may have).
+RETURNS_TABLE = re.compile(r"\)\s*RETURNS\s+TABLE\s*\(", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -295,10 +298,13 @@ def _reader_problems(engine: str, path: Path, signature: Signature) -> list[str]
     return []
 
 
-def _pair_problems(name: str, mssql: Signature, postgresql: Signature) -> list[str]:
+def _pair_problems(
+    name: str, mssql: Signature, postgresql: Signature, returns_table: bool = False
+) -> list[str]:
     where = f"{name} (mssql vs postgresql)"
     problems = []
-    if mssql.kind != postgresql.kind:
+    rows_twin = returns_table and (mssql.kind, postgresql.kind) == ("procedure", "function")
+    if mssql.kind != postgresql.kind and not rows_twin:
         problems.append(f"{where}: a {mssql.kind} in T-SQL but a {postgresql.kind} in PostgreSQL")
     if mssql.schema.lower() != postgresql.schema.lower():
         problems.append(f"{where}: schema {mssql.schema} in T-SQL but {postgresql.schema} in PostgreSQL")
@@ -353,7 +359,9 @@ def parity_problems(mssql_dir: Path, postgresql_dir: Path) -> list[str]:
                 continue
             problems += _reader_problems(engine, path, signatures[engine])
         if len(signatures) == 2:
-            problems += _pair_problems(file_name, signatures["mssql"], signatures["postgresql"])
+            pg_text = postgresql_files[file_name].read_text(encoding="utf-8")
+            rows = bool(RETURNS_TABLE.search(pg_text))
+            problems += _pair_problems(file_name, signatures["mssql"], signatures["postgresql"], rows)
     return problems
 
 

@@ -17,6 +17,11 @@ depends_on = None
 # (procedure file name, version) applied by this migration, in order.
 PROCEDURES: list[tuple[str, int]] = [
     ("schema_revision", 1),
+    ("job_last_runs", 1),
+    ("job_runs", 1),
+    ("job_run", 1),
+    ("job_run_batches", 1),
+    ("heartbeats", 1),
 ]
 
 
