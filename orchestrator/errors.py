@@ -8,6 +8,8 @@ is not the one this flp expects, 130 interrupted.
 
 from __future__ import annotations
 
+import re
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -43,3 +45,15 @@ class SchemaMismatch(FlpError):
         super().__init__(message)
         self.applied = applied
         self.expected = expected
+
+
+# PL/pgSQL twins name parameters p_Name; a person reads the T-SQL name @Name.
+_PG_PARAMETER = re.compile(r"\bp_([A-Z][A-Za-z0-9]*)\b")
+
+
+def database_message(error: str) -> str:
+    """A database error on one line, for a person and the log: without PL/pgSQL's CONTEXT
+    lines (Ops.JobRun keeps them), parameters by their T-SQL names (@TimeLimitSeconds)."""
+    text = error.split("CONTEXT:", 1)[0]
+    text = " ".join(line.strip() for line in text.strip().splitlines() if line.strip())
+    return _PG_PARAMETER.sub(r"@\1", text)

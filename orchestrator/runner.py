@@ -8,11 +8,12 @@ lock); on SQL Server the procedure's CATCH block has done it already.
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from dataclasses import dataclass
 
+from orchestrator import config
 from orchestrator.db.connection import Database
+from orchestrator.errors import database_message
 from orchestrator.jobs import Job
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def run_job(
         "Execute": "Y" if execute else "N",
         "TimeLimitSeconds": time_limit_seconds,
         "TriggeredBy": triggered_by,
-        "Host": host or socket.gethostname(),
+        "Host": host or config.host_name(),
     }
     started = time.perf_counter()
     with db.connect() as conn:
@@ -74,7 +75,10 @@ def run_job(
                 # it, and the next run marks the row abandoned.
                 log.warning("could not mark the run failed; session lost", extra={"job": job.name})
             seconds = time.perf_counter() - started
-            log.error("job failed", extra={"job": job.name, "seconds": round(seconds, 3), "error": message})
+            # The log line without PL/pgSQL's CONTEXT; the full text at DEBUG and in Ops.JobRun.
+            summary = database_message(message)
+            log.error("job failed", extra={"job": job.name, "seconds": round(seconds, 3), "error": summary})
+            log.debug("job failed in full", extra={"job": job.name, "error": message})
             return JobResult(job.name, "failed", 0, seconds, None, message)
     seconds = time.perf_counter() - started
     result = JobResult(

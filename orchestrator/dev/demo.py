@@ -34,18 +34,12 @@ def _timed(name: str, action) -> tuple[Step, object]:
 
 
 def print_summary(steps: list[Step]) -> None:
-    header = ("step", "result", "rows", "seconds")
-    rows = [(s.name, s.result, "" if s.rows is None else f"{s.rows:,}", f"{s.seconds:.2f}") for s in steps]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-    line = "  ".join("-" * w for w in widths)
-    print(line)
-    for i, row in enumerate([header, *rows]):
-        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1])]
-        cells += [row[2].rjust(widths[2]), row[3].rjust(widths[3])]
-        print("  ".join(cells))
-        if i == 0:
-            print(line)
-    print(line)
+    from orchestrator.cli import console, table
+
+    out = table("step", "result", "rows", "seconds", right=("rows", "seconds"))
+    for s in steps:
+        out.add_row(s.name, s.result, "" if s.rows is None else f"{s.rows:,}", f"{s.seconds:.2f}")
+    console().print(out)
 
 
 def run(settings: Settings, patients: int, seed_value: int) -> int:
@@ -70,5 +64,11 @@ def run(settings: Settings, patients: int, seed_value: int) -> int:
 
     print_summary(steps)
     db.engine.dispose()
+    # Every other command uses the embedded database `flp` unless told otherwise.
+    print(
+        f"The demo's data is in database {DEMO_DATABASE} on the embedded PostgreSQL in {settings.data_dir}; "
+        f"to point the other flp commands at it: export FLP_DATA_DIR={settings.data_dir} "
+        f"FLP_EMBEDDED_DATABASE={DEMO_DATABASE}"
+    )
     failed = [s.name for s in steps if s.result == "failed"]
     return 1 if failed else 0

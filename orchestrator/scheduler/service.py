@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import threading
+from collections.abc import Callable
 
 import schedule
 
+from orchestrator import config
 from orchestrator.db.connection import Database
 from orchestrator.jobs import JOBS, TIMEZONE, Job, Timetable
 from orchestrator.runner import run_job
@@ -25,6 +26,10 @@ log = logging.getLogger(__name__)
 
 POLL_INTERVAL = 1.0  # seconds between looks for due jobs
 HEARTBEAT_INTERVAL = 30  # seconds between Ops.Heartbeat updates
+# Waiting for an unreachable database at start: exponential backoff with jitter,
+# from about a second up to a minute between attempts, for as long as it takes.
+CONNECT_RETRY_INITIAL = 1.0
+CONNECT_RETRY_MAX = 60.0
 
 
 def schedule_job(scheduler: schedule.Scheduler, timetable: Timetable) -> schedule.Job:
@@ -35,9 +40,9 @@ def schedule_job(scheduler: schedule.Scheduler, timetable: Timetable) -> schedul
 
 
 class Orchestrator:
-    def __init__(self, db: Database, component: str | None = None) -> None:
+    def __init__(self, db: Database, component: str | None = None, host: str | None = None) -> None:
         self.db = db
-        self.host = socket.gethostname()
+        self.host = host or config.host_name()
         self.component = component or f"orchestrator@{self.host}:{os.getpid()}"
         self.scheduler = schedule.Scheduler()
         self.stopping = threading.Event()
@@ -72,12 +77,64 @@ class Orchestrator:
                     "Job.heartbeat_beat",
                     {"Component": self.component, "Host": self.host, "ProcessId": os.getpid()},
                 )
-        except Exception:
-            log.exception("heartbeat failed")
+        except Exception as exc:
+            # One line; the next beat tries again.
+            log.warning("heartbeat failed", extra={"error": " ".join(str(exc).split())[:300]})
 
-    def run_forever(self) -> None:
+    def wait_for_database(self) -> bool:
+        """Connect once, retrying with exponential backoff and jitter until the database answers
+        (one log line per failed attempt). False when stopped (SIGTERM) while waiting."""
+        import tenacity
+        from sqlalchemy.exc import DBAPIError
+
+        # Database.connect hands out the driver's connection: its errors come unwrapped.
+        connect_errors = (DBAPIError, self.db.engine.dialect.loaded_dbapi.Error)
+
+        def connect() -> None:
+            with self.db.connect():
+                pass
+
+        def log_attempt(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            reason = " ".join(str(getattr(error, "orig", None) or error).split())
+            log.warning(
+                "database unreachable; retrying",
+                extra={
+                    "attempt": state.attempt_number,
+                    "retry_in_seconds": round(state.upcoming_sleep, 1),
+                    "reason": reason[:300],
+                },
+            )
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(connect_errors),
+            wait=tenacity.wait_exponential_jitter(initial=CONNECT_RETRY_INITIAL, max=CONNECT_RETRY_MAX),
+            stop=lambda _state: self.stopping.is_set(),
+            sleep=self.stopping.wait,
+            before_sleep=log_attempt,
+            reraise=True,
+        )
+        try:
+            retrying(connect)
+        except connect_errors:
+            if self.stopping.is_set():
+                return False
+            raise
+        return not self.stopping.is_set()
+
+    def run_forever(self, before_start: Callable[[], object] | None = None) -> None:
+        """Wait for the database, run ``before_start`` (the schema check), then run the
+        timetable until SIGTERM."""
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
-        log.info("orchestrator started", extra={"component": self.component, "jobs": ",".join(JOBS)})
+        if not self.wait_for_database():
+            log.info("orchestrator stopped before the database answered")
+            return
+        if before_start is not None:
+            before_start()
+        log.info(
+            "orchestrator started",
+            extra={"component": self.component, "host": self.host, "jobs": ",".join(JOBS)},
+        )
         self.beat()
         while not self.stopping.is_set():
             self.scheduler.run_pending()
