@@ -320,10 +320,24 @@ def cmd_db(args, settings) -> int:
             migrate.upgrade(db.url, args.revision)
         elif args.db_command == "downgrade":
             migrate.downgrade(db.url, args.revision)
+        print(migrate.current(db.url) or "(empty: no revision applied)")
     except CommandError as exc:  # an unknown revision and the like
         raise UsageError(str(exc)) from exc
-    print(migrate.current(db.url) or "(empty: no revision applied)")
+    except Exception as exc:
+        if not _permission_denied(exc):
+            raise
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split()).split(" [SQL:")[0]
+        raise FlpError(
+            f"this login may not migrate ({reason}): migrations are the DBA's; "
+            f"the database owner (a DBA) runs `flp db {args.db_command}`"
+        ) from exc
     return 0
+
+
+def _permission_denied(exc: BaseException) -> bool:
+    """A privilege error from either engine (SQLSTATE 42501; SQL Server 229/262/297 and the like)."""
+    error = getattr(exc, "orig", None) or exc
+    return getattr(error, "sqlstate", None) == "42501" or "permission was denied" in str(error).lower()
 
 
 def cmd_seed(args, settings) -> int:
