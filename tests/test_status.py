@@ -7,11 +7,21 @@ give every test its own job names: a SQL Server test database is shared.
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 
+import psycopg
 import pytest
+from psycopg import errors, sql
+from sqlalchemy.engine import make_url
 
+from orchestrator import cli
 from orchestrator.db import migrate
+from orchestrator.db.urls import libpq_url
+from orchestrator.jobs import JOBS
+from orchestrator.runner import run_job
+from orchestrator.status import MARK
 from tests.support.sql import execute, scalar
 
 
@@ -186,3 +196,199 @@ def test_heartbeats_come_most_recent_first(contract_db):
 def test_a_bad_parameter_is_refused_by_name(contract_db, routine, params, named):
     with pytest.raises(Exception, match=f"parameter [@p_]*{named} is not supported"):
         rows(contract_db, routine, params)
+
+
+# ---------------------------------------------------------------------------
+# flp status
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def flp_env(db, monkeypatch, restore_logging):
+    """``flp`` pointed at the test's fresh database."""
+    monkeypatch.setenv("FLP_DATABASE_URL", db.url)
+    monkeypatch.delenv("FLP_CONFIG", raising=False)
+    return db
+
+
+def flp(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main(["status", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def line_of(out: str, job: str) -> str:
+    (line,) = [line for line in out.splitlines() if f" {job} " in f" {line} " and "runs in a row" not in line]
+    return line
+
+
+@pytest.fixture
+def history(flp_env):
+    """Real runs of archive_aim and session_purge, log_cleanup failing in a row."""
+    db = flp_env
+    for name in ("archive_aim", "session_purge"):
+        assert run_job(db, JOBS[name], "test").result == "succeeded"
+    add_run(db, "log_cleanup", "succeeded", minutes_ago=4 * 24 * 60 + 30, rows=12)
+    for hours in (26, 2, 1):
+        add_run(db, "log_cleanup", "failed", minutes_ago=hours * 60, message=f"disk full\nCONTEXT: {hours}")
+    return db
+
+
+def test_status_shows_every_job_with_its_last_run_and_marks(history, capsys):
+    code, out, err = flp(capsys)
+
+    assert (code, err) == (0, "")
+    archive = line_of(out, "archive_aim")
+    assert "succeeded" in archive and "test@" in archive and MARK not in archive
+    cleanup = line_of(out, "log_cleanup")
+    assert cleanup.lstrip().startswith(MARK)
+    assert "failed" in cleanup and "disk full" in cleanup and "CONTEXT" not in cleanup
+    # runs and failures in the last 24 hours, then failures in a row
+    assert re.search(r"\s2\s+2\s+3\s+disk full", cleanup), cleanup
+    assert "log_cleanup: failed 3 runs in a row" in out
+    assert "log_cleanup: no success for 4d 00h (expected within 2d 00h" in out  # daily: twice 1 day
+    assert "Orchestrators: no heartbeat recorded" in out
+
+
+def test_a_job_that_never_ran_is_shown_as_never_run(flp_env, capsys):
+    add_run(flp_env, "session_purge", "succeeded", minutes_ago=5)
+
+    code, out, _ = flp(capsys)
+
+    assert code == 0
+    assert "never run" in line_of(out, "archive_aim") and "never run" in line_of(out, "log_cleanup")
+    assert MARK not in line_of(out, "session_purge")
+
+
+def test_status_json_is_pure_json_with_stable_keys(history, capsys):
+    execute(
+        history,
+        "INSERT INTO Ops.Heartbeat (Component, Host, ProcessId, StartedUtc, BeatUtc) "
+        f"VALUES ('orchestrator@host-a:42', 'host-a', 42, {ago(history, 60)}, {ago(history, 0.5)})",
+    )
+
+    code, out, err = flp(capsys, "--json")
+
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    assert set(data) == {
+        "now_utc", "window_hours", "failures_in_a_row_warning", "stale_intervals", "jobs", "warnings",
+        "heartbeats",
+    }  # fmt: skip
+    assert [j["job"] for j in data["jobs"]] == list(JOBS)
+    cleanup = next(j for j in data["jobs"] if j["job"] == "log_cleanup")
+    assert set(cleanup) == {
+        "job", "in_registry", "timetable", "interval_seconds", "last_run", "last_succeeded_utc", "runs_24h",
+        "failures_24h", "consecutive_failures", "warnings",
+    }  # fmt: skip
+    assert (cleanup["runs_24h"], cleanup["failures_24h"], cleanup["consecutive_failures"]) == (2, 2, 3)
+    assert [w["code"] for w in cleanup["warnings"]] == ["failures_in_a_row", "no_recent_success"]
+    assert set(cleanup["last_run"]) == {
+        "job_run_id", "job", "status", "triggered_by", "host", "started_utc", "started_local", "ended_utc",
+        "age_seconds", "duration_ms", "rows", "message",
+    }  # fmt: skip
+    assert 3500 <= cleanup["last_run"]["age_seconds"] <= 3700
+    assert data["warnings"] == 2
+    (beat,) = data["heartbeats"]
+    assert (beat["component"], beat["process_id"]) == ("orchestrator@host-a:42", 42)
+    assert 20 <= beat["age_seconds"] <= 60
+
+
+def test_status_of_one_job_lists_its_runs_newest_first(history, capsys):
+    code, out, _ = flp(capsys, "--job", "log_cleanup", "--limit", "3")
+    assert code == 0
+    assert out.count("failed") == 3 and "succeeded" not in out
+
+    code, out, _ = flp(capsys, "--job", "log_cleanup", "--json")
+    runs = json.loads(out)["runs"]
+    assert [r["status"] for r in runs] == ["failed", "failed", "failed", "succeeded"]
+    assert runs == sorted(runs, key=lambda r: r["started_utc"], reverse=True)
+
+
+def test_status_of_one_run_lists_its_batches(flp_env, capsys):
+    run = add_run(flp_env, "archive_aim", "succeeded", minutes_ago=10, rows=30, message="2 batches")
+    add_batch(flp_env, run, 1, 20, "ids 1-20")
+    add_batch(flp_env, run, 2, 10, "ids 21-30")
+
+    code, out, _ = flp(capsys, "--run", str(run))
+    assert code == 0
+    assert f"Run {run} of archive_aim: succeeded" in out and "2 batches" in out
+    assert "ids 1-20" in out and "ids 21-30" in out
+
+    code, out, _ = flp(capsys, "--run", str(run), "--json")
+    data = json.loads(out)
+    assert data["run"]["job_run_id"] == run
+    assert [(b["batch_no"], b["rows"], b["note"]) for b in data["batches"]] == [
+        (1, 20, "ids 1-20"),
+        (2, 10, "ids 21-30"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--job", "archive"], "unknown job 'archive'"),
+        (["--job", "Archive AIM"], "job name 'Archive AIM' is not supported"),
+        (["--run", "999999"], "no job run 999999"),
+    ],
+)
+def test_status_of_what_does_not_exist_is_one_line(flp_env, capsys, argv, says):
+    code, out, err = flp(capsys, *argv)
+
+    assert code == 2 and out == ""
+    assert says in err and len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------
+# Under a login that is only a member of flp_operator
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def operator_url(db):
+    """A login role that is a member of flp_operator and nothing else; its URL."""
+    role, password = f"flp_test_op_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    with psycopg.connect(libpq_url(db.url), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE flp_operator").format(
+                sql.Identifier(role), sql.Literal(password)
+            )
+        )
+    url = make_url(db.url).set(username=role, password=password).render_as_string(hide_password=False)
+    yield url
+    with psycopg.connect(libpq_url(db.url), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_flp_status_works_with_only_the_operator_role(history, operator_url, monkeypatch, capsys):
+    monkeypatch.setenv("FLP_DATABASE_URL", operator_url)
+    run_id = scalar(history, "SELECT MAX(JobRunId) FROM Ops.JobRun WHERE JobName = 'archive_aim'")
+
+    code, out, err = flp(capsys)
+    assert (code, err) == (0, "")
+    assert "succeeded" in line_of(out, "archive_aim") and "log_cleanup: failed 3 runs in a row" in out
+
+    code, out, err = flp(capsys, "--json")
+    assert (code, err) == (0, "") and len(json.loads(out)["jobs"]) == len(JOBS)
+
+    code, out, err = flp(capsys, "--job", "session_purge")
+    assert (code, err) == (0, "") and "Runs of session_purge" in out
+
+    code, out, err = flp(capsys, "--run", str(run_id))
+    assert (code, err) == (0, "") and f"Run {run_id} of archive_aim" in out
+
+
+def test_the_operator_role_reads_no_table_and_runs_no_job(db, operator_url):
+    with psycopg.connect(libpq_url(operator_url), autocommit=True) as conn:
+        with pytest.raises(errors.InsufficientPrivilege):
+            conn.execute("SELECT * FROM ops.jobrun")
+        with pytest.raises(errors.InsufficientPrivilege):
+            conn.execute("SELECT * FROM ops.heartbeat")
+        with pytest.raises(errors.InsufficientPrivilege):
+            conn.execute(
+                "CALL job.job_run_start(p_JobName => 'archive_aim', p_JobRunId => NULL, p_Result => NULL)"
+            )
+        with pytest.raises(errors.InsufficientPrivilege):
+            conn.execute("CALL job.heartbeat_beat('x', 'h', 1)")
+        assert conn.execute("SELECT count(*) FROM monitor.job_last_runs()").fetchone() == (0,)
+    assert scalar(db, "SELECT count(*) FROM Ops.JobRun") == 0
