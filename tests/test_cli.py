@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from orchestrator import cli
+from orchestrator.db import migrate
+from orchestrator.dev.seed.tables import TABLES
 from tests.support.sql import scalar
+
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.usefixtures("restore_logging")  # flp replaces the root logger's handlers
 
@@ -56,3 +66,104 @@ def test_bad_setting_stops_flp_at_start_naming_it(monkeypatch, capsys):
     monkeypatch.setenv("FLP_LOG_LEVEL", "LOUD")
     assert cli.main(["jobs"]) == 2
     assert "log_level (FLP_LOG_LEVEL)" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------
+# Output on stdout, logs on stderr, their levels, progress only on a terminal
+# ---------------------------------------------------------------------------
+
+
+def test_run_prints_its_result_on_stdout_and_logs_nothing_by_default(flp_env, capsys):
+    assert cli.main(["run", "session_purge"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("session_purge: succeeded, 0 rows")
+    assert err == ""
+
+
+@pytest.mark.parametrize("argv", [["-v", "run", "session_purge"], ["run", "session_purge", "-v"]])
+def test_v_raises_the_log_level_to_info(flp_env, capsys, argv):
+    assert cli.main(argv) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("session_purge: succeeded")
+    (line,) = err.splitlines()
+    assert line.startswith("ts=") and 'msg="job finished"' in line and "job=session_purge" in line
+
+
+def test_flp_log_level_wins_over_v(flp_env, capsys, monkeypatch):
+    monkeypatch.setenv("FLP_LOG_LEVEL", "ERROR")
+    assert cli.main(["-vv", "run", "session_purge"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_upgrade_shows_no_alembic_internals_by_default(empty_db_url, monkeypatch, capsys):
+    monkeypatch.setenv("FLP_DATABASE_URL", empty_db_url)
+    assert cli.main(["db", "upgrade"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == migrate.head()
+    assert err == ""
+
+
+def test_seed_shows_no_progress_when_not_a_terminal(flp_env, capsys):
+    assert cli.main(["seed", "--patients", "30"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "PLSP.Patient" in out and "30" in out
+
+
+@pytest.mark.slow
+def test_seed_shows_progress_per_table_on_a_terminal(empty_db_url):
+    primary, secondary = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLP_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "seed", "--patients", "30"],
+        cwd=ROOT,
+        env={**env, "FLP_DATABASE_URL": empty_db_url, "TERM": "xterm", "COLUMNS": "120"},
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+        text=True,
+    )
+    os.close(secondary)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the terminal's other end closed: flp is done
+            break
+        if not chunk:
+            break
+        shown += chunk
+    out, _ = process.communicate(timeout=120)
+    os.close(primary)
+    assert process.returncode == 0
+    terminal = shown.decode(errors="replace")
+    tables = len(TABLES)
+    assert f"{tables}/{tables}" in terminal  # tables loaded of tables
+    assert "seed" in terminal and " rows)" in terminal and "PLSP." in terminal  # the last table loaded
+    assert "\x1b[" not in out  # stdout, a pipe, got plain text only
+    assert "PLSP.Patient" in out
+
+
+def test_an_unexpected_error_is_one_line_with_the_hint(tmp_path, monkeypatch, capsys):
+    not_a_folder = tmp_path / "data"
+    not_a_folder.write_text("a file where the data folder should be")
+    monkeypatch.delenv("FLP_DATABASE_URL", raising=False)
+    monkeypatch.setenv("FLP_DATA_DIR", str(not_a_folder))
+
+    assert cli.main(["run", "session_purge"]) == 1
+
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("flp run: unexpected NotADirectoryError: ")
+    assert line.endswith("(run with -vv for the traceback)")
+
+
+def test_with_vv_the_traceback_of_an_unexpected_error_is_in_the_log(tmp_path, monkeypatch, capsys):
+    not_a_folder = tmp_path / "data"
+    not_a_folder.write_text("a file where the data folder should be")
+    monkeypatch.delenv("FLP_DATABASE_URL", raising=False)
+    monkeypatch.setenv("FLP_DATA_DIR", str(not_a_folder))
+
+    assert cli.main(["run", "session_purge", "-vv"]) == 1
+
+    err = capsys.readouterr().err
+    assert 'msg="unexpected error"' in err and "Traceback (most recent call last)" in err
+    assert err.splitlines()[-1].startswith("flp run: unexpected NotADirectoryError")
