@@ -27,6 +27,7 @@ from orchestrator.db.connection import Database
 from orchestrator.db.databases import create_database, drop_database
 from orchestrator.db.server import start_throwaway
 from orchestrator.db.urls import sqlalchemy_url
+from tests.support.services import mongo_server, rabbitmq_server  # noqa: F401  (session fixtures)
 
 TEMPLATE_NAME = f"flp_template_{os.getpid()}"
 
