@@ -18,8 +18,10 @@ import pytest
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
+from orchestrator.db import migrate
 from orchestrator.db.connection import Database
 from orchestrator.db.urls import libpq_url
+from orchestrator.errors import EXIT_SCHEMA
 from orchestrator.jobs import JOBS
 from orchestrator.scheduler import Orchestrator
 from tests.support.sql import fetch_one, scalar
@@ -149,3 +151,29 @@ def test_the_role_may_not_migrate_and_is_told_so_in_one_line(orchestrator_url):
     (line,) = done.stderr.splitlines()
     assert line.startswith("flp db: this login may not migrate (permission denied for table alembic_version)")
     assert line.endswith("the database owner (a DBA) runs `flp db upgrade`")
+
+
+def test_under_the_role_a_database_older_than_the_revision_procedure_is_exit_3(empty_db_url, pg_server_url):
+    migrate.upgrade(empty_db_url, "0005")  # before Monitor.schema_revision (0006)
+    login = f"flp_orch_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(libpq_url(pg_server_url), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE flp_orchestrator").format(sql.Identifier(login)))
+    try:
+        url = make_url(empty_db_url).set(username=login).render_as_string(hide_password=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "orchestrator", "run", "session_purge"],
+            cwd=ROOT,
+            env=flp_env(FLP_DATABASE_URL=url),
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+        )
+    finally:
+        with psycopg.connect(libpq_url(pg_server_url), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(login)))
+    assert done.returncode == EXIT_SCHEMA
+    (line,) = done.stderr.splitlines()
+    assert line == (
+        "flp run: the database has no Monitor.schema_revision, so its schema is older than this flp "
+        f"(which expects revision {migrate.head()}): a DBA runs `flp db upgrade`"
+    )
