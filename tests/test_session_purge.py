@@ -20,9 +20,6 @@ BATCH_OUT = ("Position", "Rows", "Done", "Note")
 WAIT_SECONDS = 10  # longest a test waits for the job to reach a state
 POLL_SECONDS = 0.01
 DOCUMENTED_PSQL_CALL = "CALL Job.session_purge(p_Execute => 'N')"
-INSERT_SESSION = (
-    "INSERT INTO PLSP.Session (SessionId, UserRef, ExpiresUtc) VALUES (gen_random_uuid(), %s, %s)"
-)
 
 
 def utc_now() -> datetime:
@@ -84,17 +81,24 @@ def test_only_expired_sessions_go(quick):
 
 
 def test_a_session_expiring_exactly_now_stays(db):
-    # In one transaction now() stands still, so "exactly now" can be written down:
-    # the batch's cutoff is the transaction's start, cut to the millisecond.
+    # "Now" is the clock when the batch starts (not the transaction's start), cut
+    # to the millisecond; the batch's note names it. Sessions expiring at every
+    # millisecond around it show the edge: before it they go, at it they stay.
     with psycopg.connect(libpq_url(db.url)) as conn:
-        now_ms = conn.execute("SELECT date_trunc('milliseconds', now() AT TIME ZONE 'UTC')").fetchone()[0]
-        expiries = {"at_now": now_ms, "one_ms_before": now_ms - timedelta(milliseconds=1)}
-        for user, expires in expiries.items():
-            conn.execute(INSERT_SESSION, (user, expires))
-        conn.execute("CALL Job.session_purge_batch(100, 'Y', NULL, NULL, NULL, NULL)")
-        left = [r[0] for r in conn.execute("SELECT UserRef FROM PLSP.Session").fetchall()]
+        clock = "SELECT date_trunc('milliseconds', clock_timestamp() AT TIME ZONE 'UTC')"
+        start = conn.execute(clock).fetchone()[0]
+        conn.execute(
+            "INSERT INTO PLSP.Session (SessionId, UserRef, ExpiresUtc) "
+            "SELECT gen_random_uuid(), 'u' || g, %s + g * INTERVAL '1 millisecond' "
+            "FROM generate_series(0, 2000) AS g",
+            (start,),
+        )
+        note = conn.execute("CALL Job.session_purge_batch(4000, 'Y', NULL, NULL, NULL, NULL)").fetchone()[3]
+        first_left = conn.execute("SELECT min(ExpiresUtc) FROM PLSP.Session").fetchone()[0]
         conn.rollback()
-    assert left == ["at_now"]
+    now = datetime.fromisoformat(note.split(" expired before ")[1].split(",")[0])
+    assert start < now < start + timedelta(seconds=2), note
+    assert first_left == now
 
 
 def test_dry_run_counts_every_expired_session_once_and_writes_nothing(quick):
