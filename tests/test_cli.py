@@ -110,14 +110,14 @@ def test_seed_shows_no_progress_when_not_a_terminal(flp_env, capsys):
     assert "PLSP.Patient" in out and "30" in out
 
 
-@pytest.mark.slow
-def test_seed_shows_progress_per_table_on_a_terminal(empty_db_url):
+def run_with_stderr_on_a_terminal(args: list[str], url: str) -> tuple[int, str, str]:
+    """Run flp with stderr on a pseudo-terminal and stdout on a pipe: (rc, stdout, terminal)."""
     primary, secondary = pty.openpty()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLP_")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "seed", "--patients", "30"],
+        [sys.executable, "-m", "orchestrator", *args],
         cwd=ROOT,
-        env={**env, "FLP_DATABASE_URL": empty_db_url, "TERM": "xterm", "COLUMNS": "120"},
+        env={**env, "FLP_DATABASE_URL": url, "TERM": "xterm", "COLUMNS": "120"},
         stdout=subprocess.PIPE,
         stderr=secondary,
         text=True,
@@ -134,13 +134,27 @@ def test_seed_shows_progress_per_table_on_a_terminal(empty_db_url):
         shown += chunk
     out, _ = process.communicate(timeout=120)
     os.close(primary)
-    assert process.returncode == 0
-    terminal = shown.decode(errors="replace")
+    return process.returncode, out, shown.decode(errors="replace")
+
+
+@pytest.mark.slow
+def test_seed_shows_progress_per_table_on_a_terminal(empty_db_url):
+    rc, out, terminal = run_with_stderr_on_a_terminal(["seed", "--patients", "30"], empty_db_url)
+
+    assert rc == 0
     tables = len(TABLES)
     assert f"{tables}/{tables}" in terminal  # tables loaded of tables
     assert "seed" in terminal and " rows)" in terminal and "PLSP." in terminal  # the last table loaded
     assert "\x1b[" not in out  # stdout, a pipe, got plain text only
     assert "PLSP.Patient" in out
+
+
+def test_a_run_shows_a_spinner_with_the_elapsed_time_on_a_terminal(flp_env):
+    rc, out, terminal = run_with_stderr_on_a_terminal(["run", "session_purge"], flp_env.url)
+
+    assert rc == 0
+    assert "session_purge running" in terminal and "0:00:0" in terminal
+    assert out.startswith("session_purge: succeeded")
 
 
 def test_an_unexpected_error_is_one_line_with_the_hint(tmp_path, monkeypatch, capsys):
