@@ -132,7 +132,8 @@ def test_batch_size_adapts_toward_the_target_within_its_bounds(
     set_settings(
         db, BatchTargetMs=target_ms, BatchSizeStart=start, BatchSizeMin=size_min, BatchSizeMax=size_max
     )
-    set_settings(db, SleepFactor=0)
+    # The time rule alone: sizing by time efficiency (engine v2) is tested in test_engine_v2.py.
+    set_settings(db, SleepFactor=0, TimeEfficiencyMin=0)
     load_aim(db, rows, kinds=HALF_MOVABLE)
 
     result = run(db)

@@ -1,0 +1,42 @@
+-- Job.archive_aim, version 2.
+-- The nightly Archive AIM job: moves delivered PLSP.FLP_AIM rows older than the
+-- RetentionDays setting to PLSP.FLP_AIM_History, batch by batch, on the shared
+-- batch engine Job.run_batched (lock, settings, health gate, adaptive batch
+-- size, sleep, time limit, dry run, Ops.JobRun / Ops.JobRunBatch rows). Each
+-- batch is one call of Job.archive_aim_batch, one short transaction.
+-- The parameters are the standard job parameters; Job.run_batched checks them
+-- and names the one it refuses. docs/jobs/archive_aim.md is the run book.
+--
+-- Version 2: runs on Job.run_batched version 2, which derives the batch
+-- procedure (Job.archive_aim_batch) from the job's name; @Host is one character
+-- wider than Ops.JobRun.Host so an over-long host is refused, not cut.
+--
+-- Differences from the PostgreSQL twin: none in behaviour. (PostgreSQL's is a
+-- plain procedure CALLed on an autocommit connection, because its engine
+-- COMMITs after every batch.)
+CREATE OR ALTER PROCEDURE Job.archive_aim
+    @Execute char(1) = 'Y',
+    @TimeLimitSeconds int = NULL,
+    @TriggeredBy varchar(20) = 'manual',
+    @Host nvarchar(129) = NULL,
+    @JobRunId bigint = NULL OUTPUT,
+    @Result varchar(20) = NULL OUTPUT,
+    @RowsAffected bigint = NULL OUTPUT
+AS
+BEGIN
+    SET NOCOUNT, XACT_ABORT ON;
+    SET IMPLICIT_TRANSACTIONS OFF;  -- a caller's ON would leave the first read's transaction open
+
+    ----------------------------------------------------------------------------
+    -- Do the work (parameters are checked by Job.run_batched)
+    ----------------------------------------------------------------------------
+    EXEC Job.run_batched
+        @JobName = 'archive_aim',
+        @Execute = @Execute,
+        @TimeLimitSeconds = @TimeLimitSeconds,
+        @TriggeredBy = @TriggeredBy,
+        @Host = @Host,
+        @JobRunId = @JobRunId OUTPUT,
+        @Result = @Result OUTPUT,
+        @RowsAffected = @RowsAffected OUTPUT;
+END;

@@ -1,0 +1,45 @@
+-- Job.session_purge, version 2.
+-- The session purge, every 10 minutes (the FLP service's MaintenanceJob):
+-- deletes the PLSP.Session rows whose ExpiresUtc has passed, oldest expiry
+-- first, in short batches on the shared batch engine Job.run_batched (lock,
+-- settings, health gate, adaptive batch size, sleep, time limit, dry run,
+-- Ops.JobRun / Ops.JobRunBatch rows). Each batch is one call of
+-- Job.session_purge_batch, one short transaction. Live sessions are never read
+-- for deletion: a session expiring now or later stays.
+-- The parameters are the standard job parameters; Job.run_batched checks them
+-- and names the one it refuses. docs/jobs/session_purge.md is the run book.
+--
+-- Version 2: runs on Job.run_batched version 2, which derives the batch
+-- procedure (Job.session_purge_batch) from the job's name; p_Host is one character
+-- wider than Ops.JobRun.Host so an over-long host is refused, not cut.
+--
+-- PostgreSQL differences from the T-SQL twin, forced by the engine: this
+-- procedure is plain (no SECURITY DEFINER, no SET clause) and must be CALLed on
+-- an autocommit connection, because Job.run_batched COMMITs after every batch.
+CREATE PROCEDURE Job.session_purge(
+    p_Execute char(1) DEFAULT 'Y',
+    p_TimeLimitSeconds integer DEFAULT NULL,
+    p_TriggeredBy varchar(20) DEFAULT 'manual',
+    p_Host varchar(129) DEFAULT NULL,
+    INOUT p_JobRunId bigint DEFAULT NULL,
+    INOUT p_Result varchar(20) DEFAULT NULL,
+    INOUT p_RowsAffected bigint DEFAULT NULL
+)
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    ----------------------------------------------------------------------------
+    -- Do the work (parameters are checked by Job.run_batched)
+    ----------------------------------------------------------------------------
+    CALL Job.run_batched(
+        p_JobName => 'session_purge',
+        p_Execute => p_Execute,
+        p_TimeLimitSeconds => p_TimeLimitSeconds,
+        p_TriggeredBy => p_TriggeredBy,
+        p_Host => p_Host,
+        p_JobRunId => p_JobRunId,
+        p_Result => p_Result,
+        p_RowsAffected => p_RowsAffected
+    );
+END;
+$$;
