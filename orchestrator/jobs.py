@@ -70,5 +70,11 @@ JOBS: dict[str, Job] = {
             "empty the PLSP log table except the retention window",
             Timetable(daily_at="01:00"),
         ),
+        Job(
+            "ops_retention",
+            "Job.ops_retention",
+            "remove Ops job runs, batch rows and heartbeats older than their settings",
+            Timetable(daily_at="02:30"),
+        ),
     )
 }

@@ -1,0 +1,209 @@
+"""Ops retention: old job runs, their batch rows and quiet heartbeats go; nothing recent, nothing running.
+
+Ages are relative to the moment the test runs, each well clear of its setting
+(100 days against 90, 40 against 30, 8 against 7), so the tests hold on every
+day of the year.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from orchestrator.jobs import JOBS
+from orchestrator.runner import run_job
+from tests.support.sql import execute, fetch_all, scalar
+
+JOB = JOBS["ops_retention"]
+BATCH_OUT = ("Position", "Rows", "Done", "Note")
+
+
+def utc_ago(days: float) -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0) - timedelta(days=days)
+
+
+def add_run(db, name: str, started_days_ago: float, status: str, batches: int) -> int:
+    """One Ops.JobRun row (job ``name``, unique in the test) with ``batches`` batch rows."""
+    started = utc_ago(started_days_ago)
+    ended = None if status == "running" else started + timedelta(minutes=1)
+    execute(
+        db,
+        "INSERT INTO Ops.JobRun (JobName, TriggeredBy, Host, StartedUtc, EndedUtc, Status) "
+        "VALUES (?, 'test', 'test-host', ?, ?, ?)",
+        (name, started, ended, status),
+    )
+    run_id = scalar(db, "SELECT JobRunId FROM Ops.JobRun WHERE JobName = ?", (name,))
+    for batch_no in range(1, batches + 1):
+        execute(
+            db,
+            "INSERT INTO Ops.JobRunBatch (JobRunId, BatchNo, StartedUtc, DurationMs, BatchSize, "
+            "RowsAffected) VALUES (?, ?, ?, 5, 100, 100)",
+            (run_id, batch_no, started),
+        )
+    return run_id
+
+
+def add_heartbeat(db, component: str, beat_days_ago: float) -> None:
+    beat = utc_ago(beat_days_ago)
+    execute(
+        db,
+        "INSERT INTO Ops.Heartbeat (Component, Host, ProcessId, StartedUtc, BeatUtc) "
+        "VALUES (?, 'test-host', 1, ?, ?)",
+        (component, beat, beat),
+    )
+
+
+def history(db) -> dict:
+    """What the Ops tables hold, the retention job's own runs left out."""
+    runs = fetch_all(db, "SELECT JobRunId FROM Ops.JobRun WHERE JobName <> 'ops_retention'")
+    batches = fetch_all(
+        db,
+        "SELECT b.JobRunId, b.BatchNo FROM Ops.JobRunBatch AS b "
+        "INNER JOIN Ops.JobRun AS r ON r.JobRunId = b.JobRunId WHERE r.JobName <> 'ops_retention'",
+    )
+    beats = fetch_all(db, "SELECT Component FROM Ops.Heartbeat")
+    return {
+        "runs": {r[0] for r in runs},
+        "batches": {(r[0], r[1]) for r in batches},
+        "heartbeats": {r[0] for r in beats},
+    }
+
+
+@pytest.fixture
+def old_and_new(contract_db):
+    """Runs and heartbeats on both sides of each setting; what must go is in ``gone``."""
+    db = contract_db
+    runs = {
+        "old": add_run(db, "t_old", 100, "succeeded", 3),  # run and batch rows go
+        "old_running": add_run(db, "t_old_running", 100, "running", 2),  # never touched
+        "old_batches": add_run(db, "t_old_batches", 40, "succeeded", 2),  # batch rows go, run stays
+        "recent": add_run(db, "t_recent", 10, "failed", 2),  # stays
+        "old_no_batches": add_run(db, "t_old_no_batches", 100, "stopped", 0),  # run goes
+    }
+    add_heartbeat(db, "orchestrator@gone:1", 8)
+    add_heartbeat(db, "orchestrator@alive:2", 0.001)
+    before = history(db)
+    gone_runs = {runs["old"], runs["old_no_batches"]}
+    gone_batches = {b for b in before["batches"] if b[0] in (runs["old"], runs["old_batches"])}
+    expected = {
+        "runs": before["runs"] - gone_runs,
+        "batches": before["batches"] - gone_batches,
+        "heartbeats": {"orchestrator@alive:2"},
+    }
+    return db, before, expected, len(gone_runs) + len(gone_batches) + 1
+
+
+def run(db, **kwargs):
+    return run_job(db, JOB, triggered_by="test", **kwargs)
+
+
+def test_the_job_is_in_the_timetable():
+    assert JOB.procedure == "Job.ops_retention"
+    assert JOB.timetable.daily_at is not None
+
+
+def test_only_what_is_old_goes_and_a_running_run_never(old_and_new):
+    db, _before, expected, removed = old_and_new
+
+    result = run(db)
+
+    assert result.result == "succeeded", result.error
+    assert result.rows == removed
+    assert history(db) == expected
+    # The job's own run is recorded (and kept: it is recent).
+    assert scalar(db, "SELECT Status FROM Ops.JobRun WHERE JobRunId = ?", (result.job_run_id,)) == "succeeded"
+
+
+def test_dry_run_writes_nothing_and_counts_what_a_real_run_then_removes(old_and_new):
+    db, before, _expected, removed = old_and_new
+
+    dry = run(db, execute=False)
+
+    assert dry.result == "dry_run", dry.error
+    assert dry.rows == removed
+    assert history(db) == before
+    assert scalar(db, "SELECT count(*) FROM Ops.JobRun WHERE JobName = 'ops_retention'") == 0
+    assert run(db).rows == removed
+
+
+def test_a_second_run_finds_nothing_to_do(old_and_new):
+    db, _before, expected, _removed = old_and_new
+    assert run(db).result == "succeeded"
+
+    again = run(db)
+
+    assert again.result == "succeeded" and again.rows == 0
+    assert history(db) == expected
+
+
+def test_a_run_with_more_batch_rows_than_a_batch_goes_over_several_batches(contract_db):
+    db = contract_db
+    for name, value in (("BatchSizeStart", "40"), ("BatchSizeMin", "40"), ("BatchSizeMax", "40")):
+        execute(
+            db,
+            "INSERT INTO Ops.Setting (JobName, Name, Value, Description) "
+            "VALUES ('ops_retention', ?, ?, 'test')",
+            (name, value),
+        )
+    big = add_run(db, "t_big", 100, "succeeded", 150)
+    small = add_run(db, "t_small", 100, "succeeded", 10)
+    keep = add_run(db, "t_keep", 1, "succeeded", 5)
+
+    result = run(db)
+
+    assert result.result == "succeeded", result.error
+    assert result.rows == 150 + 1 + 10 + 1
+    assert history(db)["runs"] == {keep}
+    assert big not in history(db)["runs"] and small not in history(db)["runs"]
+    batches = scalar(db, "SELECT count(*) FROM Ops.JobRunBatch WHERE JobRunId = ?", (result.job_run_id,))
+    assert batches >= 5  # 162 rows in batches of at most 40
+
+
+@pytest.mark.parametrize("name", ["JobRunDays", "JobRunBatchDays", "HeartbeatDays"])
+@pytest.mark.parametrize("value", ["0", "ninety", "", "99999"])
+def test_a_malformed_setting_stops_the_job_naming_it(contract_db, name, value):
+    db = contract_db
+    add_run(db, "t_old", 100, "succeeded", 1)
+    original = scalar(
+        db, "SELECT Value FROM Ops.Setting WHERE JobName = 'ops_retention' AND Name = ?", (name,)
+    )
+    try:
+        execute(
+            db, "UPDATE Ops.Setting SET Value = ? WHERE JobName = 'ops_retention' AND Name = ?", (value, name)
+        )
+
+        result = run(db)
+
+        assert result.result == "failed"
+        assert name in result.error
+        assert scalar(db, "SELECT count(*) FROM Ops.JobRun WHERE JobName = 't_old'") == 1
+    finally:
+        execute(
+            db,
+            "UPDATE Ops.Setting SET Value = ? WHERE JobName = 'ops_retention' AND Name = ?",
+            (original, name),
+        )
+    assert run(db).result == "succeeded"  # the lock was freed
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"BatchSize": 0, "Execute": "Y"}, "BatchSize"),
+        ({"BatchSize": 4001, "Execute": "N"}, "BatchSize"),
+        ({"BatchSize": 10, "Execute": "X"}, "Execute"),
+        ({"BatchSize": 10, "Execute": "N", "Position": -1}, "Position"),
+    ],
+)
+def test_the_batch_refuses_bad_parameters_naming_them(contract_db, params, named):
+    db = contract_db
+    with db.connect() as conn, pytest.raises(Exception, match=named):
+        db.call(conn, "Job.ops_retention_batch", params, BATCH_OUT)
+
+
+def test_the_documented_default_settings_are_there(contract_db):
+    settings = dict(
+        fetch_all(contract_db, "SELECT Name, Value FROM Ops.Setting WHERE JobName = 'ops_retention'")
+    )
+    assert settings == {"JobRunDays": "90", "JobRunBatchDays": "30", "HeartbeatDays": "7"}
