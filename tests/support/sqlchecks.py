@@ -572,3 +572,152 @@ def released_changes(procedures_dir: Path, manifest: Path) -> list[str]:
                 f"{manifest}:{number}: {relative} is released but its twin {twin_engine}/{file_name} is not"
             )
     return problems
+
+
+# ---------------------------------------------------------------------------
+# T-SQL production rules of issue 7 (the batch bodies): static, because no SQL
+# Server engine runs here. Each takes files and returns one line per problem.
+# ---------------------------------------------------------------------------
+
+HINT_LIST = re.compile(r"\bWITH\s*\((?P<hints>[^()]*\bREADPAST\b[^()]*)\)", re.IGNORECASE)
+LOCKING_HINTS = ("READCOMMITTEDLOCK", "UPDLOCK")
+RCSI_ERROR = "650"  # what a READPAST read under RCSI raises; the comment must name it
+ENTRY_SETS = (
+    r"SET\s+NOCOUNT\s*,\s*XACT_ABORT\s+ON",
+    r"SET\s+IMPLICIT_TRANSACTIONS\s+OFF",
+    r"SET\s+DEADLOCK_PRIORITY\s+LOW",
+)
+ROUTINE_BODY_START = re.compile(r"^\s*AS\s*\n\s*BEGIN\b", re.IGNORECASE | re.MULTILINE)
+EXECUTE_AS_OWNER = re.compile(r"\bWITH\s+EXECUTE\s+AS\s+OWNER\b", re.IGNORECASE)
+OWNER_CHECK_PARTS = ("SUSER_SNAME(", "owner_sid", "15517", "15404", "ALTER AUTHORIZATION ON DATABASE::")
+SWITCH_STATEMENT = re.compile(r"\bSWITCH\s+PARTITION\b", re.IGNORECASE)
+# What a SWITCH target must share with its source, as the catalog names it.
+SWITCH_TARGET_PARTS = (
+    "sys.indexes",
+    "is_unique",
+    "key_ordinal",
+    "is_descending_key",
+    "is_included_column",
+    "filter_definition",
+    "data_compression",
+    "sys.data_spaces",
+    "partition_ordinal",
+    "sys.columns",
+)
+
+
+def latest_tsql_procedures(procedures_dir: Path = procedures.PROCEDURES_DIR) -> list[Path]:
+    """The newest version file of every T-SQL routine: what a database at head runs."""
+    return [
+        Path(procedures_dir) / "mssql" / f"{name}.v{max(found)}.sql"
+        for name, found in sorted(procedures.versions("mssql", Path(procedures_dir)).items())
+    ]
+
+
+def _code_lines(path: Path) -> tuple[list[str], list[str]]:
+    """The file's lines as written, and the same lines with comments and strings blanked."""
+    text = Path(path).read_text(encoding="utf-8")
+    return text.splitlines(), _blank_comments_and_strings(text).splitlines()
+
+
+def readpast_problems(paths: Iterable[Path]) -> list[str]:
+    """Every READPAST hint list also holds READCOMMITTEDLOCK or UPDLOCK, with a comment naming error 650.
+
+    With READ_COMMITTED_SNAPSHOT ON, READ COMMITTED reads row versions, and a
+    READPAST read raises error 650; a locking hint beside it makes it legal on
+    every database. The comment (same line or the two before) says why.
+    """
+    problems = []
+    for path in paths:
+        lines, code = _code_lines(path)
+        blanked = "\n".join(code)
+        for match in HINT_LIST.finditer(blanked):
+            line = blanked.count("\n", 0, match.start()) + 1
+            hints = {h.strip().upper() for h in match["hints"].split(",")}
+            if not hints & set(LOCKING_HINTS):
+                problems.append(
+                    f"{path}:{line}: READPAST without READCOMMITTEDLOCK or UPDLOCK "
+                    "(error 650 on a READ_COMMITTED_SNAPSHOT database)"
+                )
+            if not any(RCSI_ERROR in lines[i] for i in range(max(0, line - 3), line) if "--" in lines[i]):
+                problems.append(f"{path}:{line}: READPAST hint without a comment naming error {RCSI_ERROR}")
+    return problems
+
+
+def set_on_entry_problems(paths: Iterable[Path], required: Iterable[str] = ENTRY_SETS) -> list[str]:
+    """Each procedure sets ``required`` (regexes) before its first DECLARE or statement of work."""
+    problems = []
+    for path in paths:
+        code = _blank_comments_and_strings(Path(path).read_text(encoding="utf-8"))
+        start = ROUTINE_BODY_START.search(code)
+        if not start:
+            problems.append(f"{path}: no 'AS BEGIN' body start found")
+            continue
+        body = code[start.end() :]
+        entry = body[: re.search(r"\bDECLARE\b", body).start()] if re.search(r"\bDECLARE\b", body) else body
+        for pattern in required:
+            if not re.search(pattern, entry, re.IGNORECASE):
+                problems.append(f"{path}: {pattern.replace(chr(92) + 's+', ' ')} is not set on entry")
+    return problems
+
+
+def unbounded_lock_wait_problems(paths: Iterable[Path]) -> list[str]:
+    """No ``SET LOCK_TIMEOUT -1`` (wait forever) and no minutes-long low-priority wait."""
+    problems = []
+    for path in paths:
+        _, code = _code_lines(path)
+        for number, line in enumerate(code, start=1):
+            if re.search(r"\bSET\s+LOCK_TIMEOUT\s+-\s*1\b", line, re.IGNORECASE):
+                problems.append(f"{path}:{number}: SET LOCK_TIMEOUT -1 waits forever")
+        text = Path(path).read_text(encoding="utf-8")
+        # Inside a dynamic SQL string too: blanking would hide it.
+        for match in re.finditer(r"\bMAX_DURATION\s*=", text, re.IGNORECASE):
+            line = text.count("\n", 0, match.start()) + 1
+            if not text.splitlines()[line - 1].lstrip().startswith("--"):
+                problems.append(f"{path}:{line}: WAIT_AT_LOW_PRIORITY counts in minutes, not LockWaitMs")
+    return problems
+
+
+def execute_as_owner_problems(paths: Iterable[Path]) -> list[str]:
+    """A module WITH EXECUTE AS OWNER is called only by one that runs as owner or checks the owner first.
+
+    When the database owner is no login on the server (a restore elsewhere, a
+    replica, a removed Windows account) the context switch fails with 15517 /
+    15404 before the module's first statement, so the check must sit in a
+    caller that has no EXECUTE AS: SUSER_SNAME(owner_sid), the errors caught,
+    and a message saying ALTER AUTHORIZATION ON DATABASE::... TO [login].
+    Batch procedures (``*_batch``, called by the engine) never run as owner.
+    """
+    files = {Path(p): Path(p).read_text(encoding="utf-8") for p in paths}
+    as_owner = {p for p, t in files.items() if EXECUTE_AS_OWNER.search(_blank_comments_and_strings(t))}
+    problems = []
+    for path in sorted(as_owner):
+        name = path.name.split(".v")[0]
+        if name.endswith("_batch"):
+            problems.append(
+                f"{path}: a batch procedure WITH EXECUTE AS OWNER fails (15517) before it can check the owner"
+            )
+        for caller, text in files.items():
+            code = _blank_comments_and_strings(text)
+            if caller in as_owner or not re.search(rf"\bEXEC(?:UTE)?\s+Job\.{name}\b", code, re.IGNORECASE):
+                continue
+            missing = [part for part in OWNER_CHECK_PARTS if part.lower() not in text.lower()]
+            if missing:
+                problems.append(f"{caller}: calls Job.{name} (WITH EXECUTE AS OWNER) without {missing}")
+    return problems
+
+
+def switch_target_check_problems(paths: Iterable[Path]) -> list[str]:
+    """A procedure that SWITCHes a partition compares the switch target with the source first."""
+    problems = []
+    for path in paths:
+        text = Path(path).read_text(encoding="utf-8")
+        code = _blank_comments_and_strings(text)
+        switch = SWITCH_STATEMENT.search(text)
+        if not switch or not re.search(r"\bsp_executesql\b|\bALTER\s+TABLE\b", code, re.IGNORECASE):
+            continue
+        before = code[: switch.start()]
+        missing = [part for part in SWITCH_TARGET_PARTS if part.lower() not in before.lower()]
+        if missing:
+            problems.append(f"{path}: SWITCH PARTITION without comparing the target first: {missing}")
+    return problems

@@ -60,7 +60,9 @@
 -- Differences from the PostgreSQL twin, forced by the engine: SWITCH to a
 -- switch-out table instead of TRUNCATE of the partition (hence the switch-target
 -- check); stragglers sit in the partition that holds the cutoff instead of a
--- default partition; READPAST instead of FOR UPDATE SKIP LOCKED.
+-- default partition; READPAST instead of FOR UPDATE SKIP LOCKED; a char(1)
+-- parameter is cut to its length here before the body runs ('YES' is 'Y'),
+-- while PostgreSQL refuses 'YES' naming the parameter.
 --
 -- Permissions: ALTER TABLE ... SWITCH and TRUNCATE TABLE need ALTER on both
 -- tables, SPLIT needs ALTER ANY DATASPACE, and reading sys.partitions needs
