@@ -10,11 +10,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
 from orchestrator.db.files import MIGRATIONS_DIR
 from orchestrator.db.urls import sqlalchemy_url
+from orchestrator.errors import UsageError
 
 # URLs for offline scripts: only the dialect matters, no server is contacted.
 OFFLINE_URLS = {"mssql": "mssql+pyodbc://", "postgresql": "postgresql+psycopg://"}
@@ -93,9 +95,12 @@ class ScriptPlan:
 def _revision(scripts: ScriptDirectory, name: str | None) -> str | None:
     if name in (None, "base"):
         return None
-    found = scripts.get_revision(name)
+    try:
+        found = scripts.get_revision(name)
+    except CommandError:
+        found = None
     if found is None:
-        raise ValueError(f"unknown revision {name!r}")
+        raise UsageError(f"unknown revision {name!r}: see flp db current and db/migrations/versions")
     return found.revision
 
 
@@ -112,7 +117,7 @@ def script_plan(from_revision: str | None, to_revision: str, downgrade: bool = F
         steps = reversed(list(scripts.iterate_revisions(end or "base", start or "base")))
         states = (start, *(s.revision for s in steps))
     if any(isinstance(s, tuple) for s in states):
-        raise ValueError("offline scripts support a linear history only (no merge revisions)")
+        raise UsageError("offline scripts support a linear history only (no merge revisions)")
     return ScriptPlan("downgrade" if downgrade else "upgrade", start, end, states)
 
 
@@ -132,7 +137,7 @@ def script(
     if engine not in OFFLINE_URLS:
         raise ValueError(f"engine must be one of {', '.join(OFFLINE_URLS)}; got {engine!r}")
     if downgrade_to is not None and to_revision != "head":
-        raise ValueError("give either --to (upgrade) or --downgrade-to, not both")
+        raise UsageError("give either --to (upgrade) or --downgrade-to, not both")
     out = io.StringIO()
     cfg = alembic_config(OFFLINE_URLS[engine], out)
     logging.getLogger("alembic").setLevel(logging.WARNING)
