@@ -7,7 +7,10 @@ The schema is migrated once into a template database; every test that asks for
 see each other's rows.
 
 SQL Server: with ``FLP_TEST_MSSQL_URL`` set, every contract test (those using
-``contract_db``) also runs against that database, migrated once.
+``contract_db``) also runs against that database, migrated once and reset before
+each test by the test-only procedure ``dbo.flp_test_reset``
+(tests/support/mssql_reset.sql: every PLSP and Ops table emptied, then the
+migrated Ops.Setting rows, read from the PostgreSQL template, put back).
 
 ``FLP_REQUIRE_SERVICES=1`` (CI) turns a missing service into a failure.
 """
@@ -83,11 +86,47 @@ def db(pg_server_url, template_db_url) -> Database:
     drop_database(pg_server_url, name)
 
 
+MSSQL_RESET_SQL = Path(__file__).parent / "support" / "mssql_reset.sql"
+
+
 @pytest.fixture(scope="session")
 def mssql_db() -> Database:
+    """The SQL Server test database, migrated once; ``contract_db`` resets it before each test."""
     url = os.environ["FLP_TEST_MSSQL_URL"]
     migrate.upgrade(url)
-    return Database(url)
+    database = Database(url)
+    with database.connect() as conn:
+        cur = conn.cursor()
+        try:
+            cur.execute(MSSQL_RESET_SQL.read_text(encoding="utf-8"))  # dbo.flp_test_reset, test-only
+        finally:
+            cur.close()
+    return database
+
+
+@pytest.fixture(scope="session")
+def migrated_settings(template_db_url) -> list[tuple]:
+    """Ops.Setting as the migrations leave it (the same rows on both engines)."""
+    template = Database(template_db_url)
+    try:
+        with template.connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT JobName, Name, Value, Description FROM Ops.Setting ORDER BY JobName, Name")
+            return [tuple(r) for r in cur.fetchall()]
+    finally:
+        template.engine.dispose()
+
+
+def reset_mssql(database: Database, settings: list[tuple]) -> None:
+    """Every PLSP and Ops table emptied, Ops.Setting back to the migrated rows."""
+    with database.connect() as conn:
+        cur = conn.cursor()
+        try:
+            cur.execute("EXEC dbo.flp_test_reset;")
+            cur.executemany(
+                "INSERT INTO Ops.Setting (JobName, Name, Value, Description) VALUES (?, ?, ?, ?)", settings
+            )
+        finally:
+            cur.close()
 
 
 def pytest_generate_tests(metafunc):
@@ -99,8 +138,12 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture
 def contract_db(request) -> Database:
+    """A migrated database in a known state: on PostgreSQL a fresh copy of the template; on
+    SQL Server the one test database, reset (data emptied, settings as migrated) first."""
     if request.param == "mssql":
-        return request.getfixturevalue("mssql_db")
+        database = request.getfixturevalue("mssql_db")
+        reset_mssql(database, request.getfixturevalue("migrated_settings"))
+        return database
     return request.getfixturevalue("db")
 
 

@@ -199,14 +199,15 @@ def test_malformed_retention_stops_the_job_naming_the_setting(contract_db, value
     db = contract_db
     load_aim(db, 12)
     set_setting(db, "RetentionDays", value)
+    try:
+        result = run(db)
 
-    result = run(db)
-
-    assert result.result == "failed"
-    assert "RetentionDays" in result.error
-    assert scalar(db, "SELECT count(*) FROM PLSP.FLP_AIM_History") == 0
-    assert fetch_one(db, "SELECT Status FROM Ops.JobRun") == ("failed",)
-    set_setting(db, "RetentionDays", "0")
+        assert result.result == "failed"
+        assert "RetentionDays" in result.error
+        assert scalar(db, "SELECT count(*) FROM PLSP.FLP_AIM_History") == 0
+        assert fetch_one(db, "SELECT Status FROM Ops.JobRun") == ("failed",)
+    finally:
+        set_setting(db, "RetentionDays", "0")  # the migrated value, even when an assertion failed
     assert run(db).result == "succeeded"  # the lock was freed
 
 

@@ -17,6 +17,7 @@ import pytest
 from orchestrator.db import migrate
 from orchestrator.db.urls import libpq_url, sqlalchemy_url
 from orchestrator.errors import UsageError
+from tests.conftest import MSSQL_RESET_SQL
 from tests.support import sqlchecks
 from tests.test_migrations import catalog, catalog_diff, flp_schemas_present, rows, run_psql_file
 
@@ -247,3 +248,19 @@ def test_downgrade_to_base_succeeds_when_the_roles_have_members(empty_db_url):
 )
 def test_sql_server_urls_go_through_pyodbc(url, expected):
     assert sqlalchemy_url(url) == expected
+
+
+# ---------------------------------------------------------------------------
+# SQL Server test support: the reset before each contract test (tests/conftest.py)
+# ---------------------------------------------------------------------------
+
+
+def test_the_mssql_reset_procedure_parses_and_lints_clean():
+    assert sqlchecks.lint_problems([MSSQL_RESET_SQL]) == []
+
+
+def test_the_reset_restores_the_settings_a_fresh_migration_leaves(migrated_settings, db):
+    fresh = rows(db.url, "SELECT JobName, Name, Value, Description FROM Ops.Setting ORDER BY JobName, Name")
+
+    assert migrated_settings == fresh
+    assert ("archive_aim", "RetentionDays", "0") in {s[:3] for s in migrated_settings}
