@@ -2,7 +2,7 @@
 
 Not run here (no SQL Server engine on these machines): written by reading the
 driver and T-SQL documentation. It uses only the DBAPI, so it works with
-mssql-python (the default driver) and pyodbc (``fast_executemany``).
+pyodbc (the default driver, with ``fast_executemany``) and mssql-python.
 mssql-python's ``cursor.bulkcopy()`` would be faster, but it talks to the
 server outside the cursor's pipeline and its documentation does not promise
 that it joins the open transaction; the seed must be all or nothing.
