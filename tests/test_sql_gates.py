@@ -357,3 +357,105 @@ def test_procedure_text_changed_on_the_way_into_the_script_is_reported(mssql_scr
 
     assert len(problems) == 1
     assert problems[0].startswith(f"{MSSQL_DIR / 'run_batched.v1.sql'}: 1 part(s) not in the script verbatim")
+
+
+# ---------------------------------------------------------------------------
+# Issue 7, the batch engine: static rules on the T-SQL a database at head runs
+# (no SQL Server engine runs here). The READPAST rule over every file is in
+# tests/test_batch_bodies_v2.py.
+# ---------------------------------------------------------------------------
+
+IMPLICIT_TRANSACTIONS_OFF = r"SET\s+IMPLICIT_TRANSACTIONS\s+OFF"
+
+
+def newest_mssql(name: str):
+    return MSSQL_DIR / f"{name}.v{max(procedures.versions('mssql')[name])}.sql"
+
+
+def test_every_job_and_batch_procedure_sets_implicit_transactions_off_on_entry():
+    from orchestrator.jobs import JOBS
+
+    found = procedures.versions("mssql")
+    names = {job.procedure.split(".")[-1] for job in JOBS.values()} | {"run_batched"}
+    names |= {name for name in found if name.endswith("_batch")}
+    files = [newest_mssql(name) for name in sorted(names)]
+    assert {"archive_aim", "run_batched", "archive_aim_batch"} <= {f.name.split(".v")[0] for f in files}
+
+    assert sqlchecks.set_on_entry_problems(files, required=[IMPLICIT_TRANSACTIONS_OFF]) == []
+
+
+def test_the_engine_bounds_each_batchs_lock_waits_and_retries_deadlock_victims():
+    assert sqlchecks.engine_lock_problems(newest_mssql("run_batched")) == []
+
+
+def test_an_engine_without_lock_timeout_or_deadlock_handling_is_reported():
+    problems = sqlchecks.engine_lock_problems(MSSQL_DIR / "run_batched.v1.sql")
+
+    assert len(problems) == 4, problems
+    assert any("SET LOCK_TIMEOUT" in p for p in problems) and any("1205" in p for p in problems)
+
+
+def test_job_locks_are_taken_under_the_orchestrators_principal():
+    newest = sqlchecks.latest_tsql_procedures()
+    assert sqlchecks.applock_principal_problems(newest) == []
+    calls = [p for p in newest if "sp_getapplock" in p.read_text(encoding="utf-8")]
+    assert newest_mssql("job_run_start") in calls  # the rule is not vacuous
+
+
+def test_an_applock_under_public_or_without_a_principal_is_reported(tmp_path):
+    bare = tmp_path / "bare.sql"
+    bare.write_text(
+        "EXEC @r = sys.sp_getapplock @Resource = N'x', @LockMode = 'Exclusive', @LockOwner = 'Session';\n",
+        encoding="utf-8",
+    )
+
+    problems = sqlchecks.applock_principal_problems([MSSQL_DIR / "job_run_start.v1.sql", bare])
+
+    assert any("job_run_start.v1.sql" in p and "under the public principal" in p for p in problems), problems
+    assert any(p.startswith(f"{bare}:1: sp_getapplock without the principal") for p in problems), problems
+
+
+@pytest.fixture(scope="session")
+def mssql_downgrade_to_0003() -> str:
+    return migrate.script("mssql", downgrade_to="0003")
+
+
+def test_every_migration_re_signs_health_check_after_re_creating_it(mssql_script, mssql_downgrade_to_0003):
+    assert sqlchecks.signature_problems(mssql_script) == []
+    assert sqlchecks.signature_problems(mssql_downgrade_to_0003) == []
+    # Not vacuous: 0004 re-creates the procedure both ways, and signs it.
+    for script in (mssql_script, mssql_downgrade_to_0003):
+        assert "CREATE OR ALTER PROCEDURE Job.health_check" in script
+        assert "ADD SIGNATURE TO Job.health_check BY CERTIFICATE FlpHealthCheckSigner" in script
+    assert (
+        "IF NOT EXISTS (SELECT 1 FROM sys.certificates WHERE name = N'FlpHealthCheckSigner')" in mssql_script
+    )
+
+
+def test_a_migration_that_re_creates_health_check_without_signing_it_is_reported(mssql_script):
+    unsigned = mssql_script.replace(
+        "ADD SIGNATURE TO Job.health_check BY CERTIFICATE FlpHealthCheckSigner", "SELECT 1"
+    )
+
+    problems = sqlchecks.signature_problems(unsigned)
+
+    assert problems == [
+        "upgrade 0003 -> 0004: CREATE OR ALTER Job.health_check is not followed by "
+        "ADD SIGNATURE TO Job.health_check BY CERTIFICATE FlpHealthCheckSigner"
+    ]
+
+
+def test_the_health_gate_counts_this_databases_lock_waits_and_accepts_performance_state():
+    text = newest_mssql("health_check").read_text(encoding="utf-8")
+    code = sqlchecks._blank_comments_and_strings(text)
+    for part in ("r.database_id = DB_ID()", "r.blocking_session_id > 0", "r.session_id <> @@SPID"):
+        assert part in code, part
+    for literal in ("LCK[_]M[_]%", "WAITFOR", "BROKER_RECEIVE_WAITFOR", "VIEW SERVER PERFORMANCE STATE"):
+        assert f"'{literal}'" in text, literal
+    assert "FlpHealthCheckSigner" in text.split("CREATE OR ALTER")[0]  # signing is the documented default
+
+
+def test_the_batch_size_cap_is_4000_and_says_why():
+    text = newest_mssql("batch_settings_get").read_text(encoding="utf-8")
+    assert "@BatchSizeMax > 4000" in text
+    assert "lock escalation" in text.split("CREATE OR ALTER")[0]

@@ -721,3 +721,111 @@ def switch_target_check_problems(paths: Iterable[Path]) -> list[str]:
         if missing:
             problems.append(f"{path}: SWITCH PARTITION without comparing the target first: {missing}")
     return problems
+
+
+# ---------------------------------------------------------------------------
+# T-SQL production rules of issue 7 (the batch engine): the job lock under the
+# orchestrator's principal, the engine's bounded lock waits and deadlock
+# handling, and the module signature of Job.health_check kept by migrations.
+# ---------------------------------------------------------------------------
+
+APPLOCK_CALL = re.compile(
+    r"\b(?P<call>sp_getapplock|sp_releaseapplock|APPLOCK_MODE|APPLOCK_TEST)\b", re.IGNORECASE
+)
+ORCHESTRATOR_PRINCIPAL = "flp_orchestrator"
+ENGINE_RULES = (
+    (r"\bSET\s+LOCK_TIMEOUT\s+@LockTimeoutMs\b", "SET LOCK_TIMEOUT @LockTimeoutMs before the batch"),
+    (r"\bSET\s+DEADLOCK_PRIORITY\s+LOW\b", "SET DEADLOCK_PRIORITY LOW"),
+    (r"\bERROR_NUMBER\(\)\s*=\s*1222\b", "a CATCH of error 1222 (lock timeout: left for the next batch)"),
+    (r"\bERROR_NUMBER\(\)\s*=\s*1205\b", "a CATCH of error 1205 (deadlock victim: retried)"),
+)
+RUNNING_LINE = re.compile(
+    r"^-- Running (?P<direction>upgrade|downgrade) (?P<source>[^ ,]*) -> (?P<target>[^ ,\n]*)", re.MULTILINE
+)
+SIGNED_MODULE = "Job.health_check"
+SIGNING_CERTIFICATE = "FlpHealthCheckSigner"
+FIRST_SIGNING_REVISION = "0004"  # the migration that made module signing the default
+
+
+def applock_principal_problems(paths: Iterable[Path]) -> list[str]:
+    """Every application-lock call names @DbPrincipal / the principal 'flp_orchestrator', never public.
+
+    sp_getapplock's default principal is public: any database user could then
+    hold a job's lock and have the job skipped forever.
+    """
+    problems = []
+    for path in paths:
+        text = Path(path).read_text(encoding="utf-8")
+        code = _blank_comments_and_strings(text)
+        for match in APPLOCK_CALL.finditer(code):
+            line = code.count("\n", 0, match.start()) + 1
+            # The call's arguments: to the end of its statement (a ; or the next keyword line).
+            end = text.find(";", match.end())
+            call = text[match.end() : end if end > 0 else len(text)]
+            if re.search(r"'public'", call, re.IGNORECASE):
+                problems.append(f"{path}:{line}: {match['call']} under the public principal")
+            elif f"'{ORCHESTRATOR_PRINCIPAL}'" not in call:
+                problems.append(
+                    f"{path}:{line}: {match['call']} without the principal '{ORCHESTRATOR_PRINCIPAL}'"
+                )
+    return problems
+
+
+def engine_lock_problems(path: Path) -> list[str]:
+    """The batch engine bounds each batch's lock waits and handles deadlocks (issue 7, 6 and 7)."""
+    code = _blank_comments_and_strings(Path(path).read_text(encoding="utf-8"))
+    return [
+        f"{path}: no {what}" for pattern, what in ENGINE_RULES if not re.search(pattern, code, re.IGNORECASE)
+    ]
+
+
+def _sections(script: str) -> list[tuple[str, str, str, str]]:
+    """(direction, source, target, text) of each migration in an offline script."""
+    marks = list(RUNNING_LINE.finditer(script))
+    return [
+        (
+            m["direction"],
+            m["source"],
+            m["target"],
+            script[m.end() : marks[i + 1].start() if i + 1 < len(marks) else None],
+        )
+        for i, m in enumerate(marks)
+    ]
+
+
+def signature_problems(
+    script: str,
+    module: str = SIGNED_MODULE,
+    certificate: str = SIGNING_CERTIFICATE,
+    since: str = FIRST_SIGNING_REVISION,
+) -> list[str]:
+    """In every migration from ``since`` on (either direction), each CREATE OR ALTER of ``module``
+    is followed, before the migration ends or re-creates it, by ADD SIGNATURE ... BY CERTIFICATE.
+
+    CREATE OR ALTER drops a module's signature; an unsigned health_check loses the
+    certificate login's VIEW SERVER STATE and refuses to answer.
+    """
+    create = re.compile(
+        rf"\bCREATE\s+(?:OR\s+ALTER\s+)?PROC(?:EDURE)?\s+{re.escape(module)}\b", re.IGNORECASE
+    )
+    sign = re.compile(
+        rf"\bADD\s+SIGNATURE\s+TO\s+{re.escape(module)}\s+BY\s+CERTIFICATE\s+{re.escape(certificate)}\b",
+        re.IGNORECASE,
+    )
+    problems = []
+    for direction, source, target, text in _sections(script):
+        revision = target if direction == "upgrade" else source
+        if not revision or revision < since:
+            continue
+        blanked = _blank_comments_and_strings(text)
+        creates = [m.start() for m in create.finditer(blanked)]
+        for i, at in enumerate(creates):
+            until = creates[i + 1] if i + 1 < len(creates) else len(text)
+            # Blanking keeps offsets; the signature may sit in a dynamic SQL string, so only comments go.
+            tail = re.sub(r"--[^\n]*", "", text[at:until])
+            if not sign.search(tail):
+                problems.append(
+                    f"{direction} {source or 'base'} -> {target or 'base'}: CREATE OR ALTER {module} "
+                    f"is not followed by ADD SIGNATURE TO {module} BY CERTIFICATE {certificate}"
+                )
+    return problems
