@@ -449,6 +449,17 @@ def test_the_cleanup_catches_up_one_month_per_step_and_counts_months(db):
 # ------------------------------------------------------------------------------
 
 
+def test_both_engines_count_catch_up_in_months_and_stragglers_in_the_same_order():
+    # T-SQL version 1 walked boundaries 0 .. MonthsAhead + 1 (one more than
+    # PostgreSQL's months); both now walk months 0 .. MonthsAhead.
+    tsql = code_of(mssql_file("log_partitions_ensure"))
+    pg = code_of(postgresql_file("log_partitions_ensure"))
+    assert "WHILE @Offset <= @MonthsAhead\n" in tsql and "@MonthsAhead + 1" not in tsql
+    assert "FOR v_Offset IN 0 .. p_MonthsAhead LOOP" in pg
+    assert "ORDER BY l.LoggedUtc, l.LogId" in code_of(mssql_file("log_cleanup_batch_as_owner"))
+    assert "ORDER BY x.LoggedUtc, x.LogId" in code_of(postgresql_file("log_cleanup_batch_as_owner"))
+
+
 def test_rows_are_counted_exactly_beyond_ten_thousand(db):
     no_pause(db)
     add_log_rows(db, month_start(-2), 12_345, step_ms=100)

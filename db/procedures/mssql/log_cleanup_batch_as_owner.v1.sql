@@ -302,7 +302,8 @@ BEGIN
             )
         FROM sys.indexes AS i
         INNER JOIN sys.data_spaces AS ds ON i.data_space_id = ds.data_space_id
-        WHERE i.object_id IN (OBJECT_ID(N'PLSP.Log'), OBJECT_ID(N'PLSP.Log_SwitchOut')) AND i.type > 0;
+        WHERE i.object_id IN (OBJECT_ID(N'PLSP.Log'), OBJECT_ID(N'PLSP.Log_SwitchOut'))
+            AND i.type > 0 AND i.is_hypothetical = 0;  -- hypothetical: a tuning advisor's, no data
         -- The columns, in order, with type and nullability.
         INSERT INTO @Shapes (TableName, IndexName, Shape)
         SELECT
