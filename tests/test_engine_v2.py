@@ -589,16 +589,19 @@ def test_a_setting_in_the_strict_form_is_read(contract_db, name, value, expected
         ("Job.run_batched", {"JobName": "a" * 120, "TriggeredBy": "test"}, "JobName"),
         ("Job.archive_aim", {"TriggeredBy": "test", "Host": "h" * 129}, "Host"),
         ("Job.job_run_fail", {"JobName": "a" * 101}, "JobName"),
+        ("Job.heartbeat_beat", {"Component": "c" * 201, "Host": "h", "ProcessId": 1}, "Component"),
+        ("Job.heartbeat_beat", {"Component": "c", "Host": "h" * 129, "ProcessId": 1}, "Host"),
     ],
 )
 def test_an_over_long_name_is_refused_naming_the_parameter(contract_db, procedure, params, named):
     db = contract_db
-    outputs = RUN_OUT if procedure != "Job.job_run_start" else START_OUT
-    if procedure == "Job.job_run_fail":
-        outputs = ()
+    outputs = {"Job.job_run_start": START_OUT, "Job.job_run_fail": (), "Job.heartbeat_beat": ()}.get(
+        procedure, RUN_OUT
+    )
     with db.connect() as conn, pytest.raises(Exception, match=f"parameter @?p?_?{named} is not supported"):
         db.call(conn, procedure, params, outputs)
     assert scalar(db, "SELECT count(*) FROM Ops.JobRun") == 0
+    assert scalar(db, "SELECT count(*) FROM Ops.Heartbeat") == 0
 
 
 def test_long_messages_and_notes_are_cut_to_their_columns(contract_db):

@@ -19,6 +19,7 @@ PROCEDURES: list[tuple[str, int]] = [
     ("job_run_finish", 2),
     ("job_run_fail", 2),
     ("job_batch_log", 2),
+    ("heartbeat_beat", 2),
     ("run_batched", 2),
     ("archive_aim", 2),
     ("session_purge", 2),
