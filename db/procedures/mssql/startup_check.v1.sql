@@ -12,14 +12,19 @@
 --                        Managed Instance; Express fails (10 GB, no Agent).
 --   CompatibilityLevel   at least 130 (OPENJSON needs it); 150 or 160 is usual.
 --   SetOptions           the caller's session has the SET options that DML on
---                        tables with filtered indexes needs: ANSI_NULLS,
---                        ANSI_PADDING, ANSI_WARNINGS, ARITHABORT,
---                        CONCAT_NULL_YIELDS_NULL, QUOTED_IDENTIFIER ON and
---                        NUMERIC_ROUNDABORT OFF (the ODBC driver's defaults).
+--                        tables with filtered indexes needs: ANSI_PADDING,
+--                        ANSI_WARNINGS, ARITHABORT, CONCAT_NULL_YIELDS_NULL ON
+--                        and NUMERIC_ROUNDABORT OFF (the ODBC driver's
+--                        defaults). Inside a procedure ANSI_NULLS and
+--                        QUOTED_IDENTIFIER are the module's own (read here as
+--                        well, but ProcedureSetOptions is the check for them).
 --   ProcedureSetOptions  every FLP module was created with ANSI_NULLS and
 --                        QUOTED_IDENTIFIER ON (a script run by sqlcmd without
 --                        -I stores QUOTED_IDENTIFIER OFF, and the module then
---                        fails on the filtered indexes).
+--                        fails on the filtered indexes). Metadata visibility:
+--                        a login sees the modules of the schemas it may
+--                        execute, so the orchestrator checks Job and Monitor;
+--                        a DBA running it sees every schema.
 --   ReadCommittedSnapshot  info only: RCSI on or off, both are supported (the
 --                        batch procedures read with READCOMMITTEDLOCK).
 --   DatabaseOwner        the database owner is a login that exists and matches
