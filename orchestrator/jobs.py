@@ -18,21 +18,61 @@ TIMEZONE = "Europe/Copenhagen"  # the timetable's local times are Danish
 
 @dataclass(frozen=True)
 class Timetable:
-    """When a job runs: every N minutes, or daily at a local time (HH:MM, Danish)."""
+    """When a job runs: every N minutes, or daily at a local time (HH:MM, Danish).
+
+    Interval slots are whole multiples of the interval in UTC (every 10 minutes:
+    :00, :10, ... UTC), so their spacing never changes with daylight saving; a
+    daily slot is the local time on each Danish calendar day (see
+    orchestrator/scheduler/timetable.py for the two days a year the clock moves).
+    ``every_seconds`` is for compressed timetables in tests. ``grace_minutes``:
+    after downtime a missed slot still runs at start when it is at most this old,
+    otherwise a ``missed`` run row records it (default: the interval, or 4 hours
+    for a daily job).
+    """
 
     every_minutes: int | None = None
     daily_at: str | None = None
+    every_seconds: int | None = None
+    grace_minutes: int | None = None
 
     def __post_init__(self) -> None:
-        if (self.every_minutes is None) == (self.daily_at is None):
-            raise ValueError("a timetable is either every_minutes or daily_at")
+        given = [v is not None for v in (self.every_minutes, self.daily_at, self.every_seconds)]
+        if sum(given) != 1:
+            raise ValueError("a timetable is exactly one of every_minutes, daily_at or every_seconds")
+        period = self.period_seconds
+        # Slots aligned to UTC and expressible as a cron schedule: the interval divides an hour,
+        # or is whole hours dividing a day.
+        if period and not (3600 % period == 0 or (period % 3600 == 0 and 86400 % period == 0)):
+            raise ValueError(f"an interval must divide an hour or a day; got {period} seconds")
+        if self.daily_at is not None:
+            hour, _, minute = self.daily_at.partition(":")
+            if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
+                raise ValueError(f"daily_at is HH:MM; got {self.daily_at!r}")
+        if self.grace_minutes is not None and self.grace_minutes < 0:
+            raise ValueError("grace_minutes is at least 0")
+
+    @property
+    def period_seconds(self) -> int | None:
+        """Seconds between two interval slots; None for a daily job."""
+        if self.every_seconds is not None:
+            return self.every_seconds
+        return self.every_minutes * 60 if self.every_minutes is not None else None
 
     @property
     def interval_seconds(self) -> int:
         """The longest time between two runs: for ``flp status``'s 'not succeeded' mark."""
-        return self.every_minutes * 60 if self.every_minutes else 24 * 3600
+        return self.period_seconds or 24 * 3600
+
+    @property
+    def grace_seconds(self) -> int:
+        """How old a missed slot may be and still run at start."""
+        if self.grace_minutes is not None:
+            return self.grace_minutes * 60
+        return self.period_seconds or 4 * 3600
 
     def describe(self) -> str:
+        if self.every_seconds is not None:
+            return f"every {self.every_seconds} seconds"
         if self.every_minutes:
             return f"every {self.every_minutes} minutes"
         return f"daily at {self.daily_at} {TIMEZONE}"

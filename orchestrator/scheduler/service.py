@@ -14,6 +14,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import schedule
 
@@ -21,6 +22,7 @@ from orchestrator import config
 from orchestrator.db.connection import Database
 from orchestrator.jobs import JOBS, TIMEZONE, Job, Timetable
 from orchestrator.runner import run_job
+from orchestrator.scheduler.timetable import local, next_slot
 
 log = logging.getLogger(__name__)
 
@@ -147,11 +149,10 @@ class Orchestrator:
         self.stopping.set()
 
 
-def next_runs() -> dict[str, str]:
-    """Each job's timetable and next run, for ``flp jobs``."""
-    scheduler = schedule.Scheduler()
-    out = {}
-    for name, job in JOBS.items():
-        planned = schedule_job(scheduler, job.timetable).do(lambda: None)
-        out[name] = f"{job.timetable.describe()}; next {planned.next_run:%Y-%m-%d %H:%M} host time"
-    return out
+def next_runs(now: datetime | None = None, jobs: dict[str, Job] | None = None) -> dict[str, str]:
+    """Each job's timetable and next run in Danish time, for ``flp jobs`` and the start line."""
+    now = now or datetime.now(UTC)
+    return {
+        name: f"{job.timetable.describe()}; next {local(next_slot(job.timetable, now)):%Y-%m-%d %H:%M %Z}"
+        for name, job in (jobs or JOBS).items()
+    }
