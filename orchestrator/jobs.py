@@ -84,6 +84,10 @@ class Job:
     procedure: str  # schema-qualified stored procedure
     description: str
     timetable: Timetable
+    # A job driven from Python around its procedures ("module:function", called
+    # like run_job), for work the database cannot do itself, such as publishing
+    # to a queue (aim_import). None: one CALL of ``procedure``.
+    runner: str | None = None
 
 
 # In the order `flp demo` runs them. log_cleanup runs nightly: it removes whole
@@ -109,6 +113,13 @@ JOBS: dict[str, Job] = {
             "Job.log_cleanup",
             "empty the PLSP log table except the retention window",
             Timetable(daily_at="01:00"),
+        ),
+        Job(
+            "aim_import",
+            "Job.aim_import_claim",
+            "publish pending FLP_AIM ids to the AIM queue (FlpAimImport)",
+            Timetable(every_minutes=30),
+            runner="orchestrator.aim.importer:run_job",
         ),
         Job(
             "ops_retention",

@@ -55,6 +55,13 @@ def run_job(
     host: str | None = None,
 ) -> JobResult:
     """Run one job now, on its own connection, and report what it did."""
+    if job.runner:  # driven from Python around its procedures (jobs.Job.runner)
+        import importlib
+
+        module, function = job.runner.split(":")
+        return getattr(importlib.import_module(module), function)(
+            db, triggered_by=triggered_by, execute=execute, time_limit_seconds=time_limit_seconds, host=host
+        )
     params = {
         "Execute": "Y" if execute else "N",
         "TimeLimitSeconds": time_limit_seconds,

@@ -26,6 +26,7 @@ Bodies are text (the AIM bodies are JSON). ``open_queue`` picks the adapter:
 from __future__ import annotations
 
 import abc
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,13 @@ from orchestrator.errors import FlpError
 from orchestrator.logs import mask_cpr
 
 REASON_MAX = 1000  # characters, Ops.QueueDeadLetter.Reason
+RETRY_FIRST = 0.5  # seconds before the first retry, doubling
+RETRY_MAX = 10.0  # longest pause between retries
+
+
+def backoff(attempt: int, first: float = RETRY_FIRST, longest: float = RETRY_MAX) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(longest, first * 2^attempt)]."""
+    return random.uniform(0, min(longest, first * (2 ** min(attempt, 30))))
 
 
 class QueueError(FlpError):
@@ -105,7 +113,7 @@ class Queue(abc.ABC):
 
 
 def open_queue(
-    name: str, queue_url: str | None, database=None, visibility_seconds: int = 300, prefetch: int = 2
+    name: str, queue_url: str | None, database=None, visibility_seconds: int = 300, prefetch: int = 1
 ) -> Queue:
     """RabbitMQ when ``queue_url`` is set, else the database queue of ``database``."""
     if queue_url:

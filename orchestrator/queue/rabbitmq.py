@@ -21,20 +21,17 @@ waits go through ``sleep``/``keep``, which keep servicing them.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Sequence
 
 import pika
 import pika.exceptions
 
-from orchestrator.queue import Message, Queue, QueueCounts, QueueError, clean_reason
+from orchestrator.queue import Message, Queue, QueueCounts, QueueError, backoff, clean_reason
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 30
-RETRY_FIRST = 0.5  # seconds before the first reconnect, doubling
-RETRY_MAX = 10.0  # longest pause between reconnects
 RECONNECT_FOR = 120.0  # give up (QueueError) after trying this long
 REASON_HEADER = "x-flp-reason"
 CONNECTION_ERRORS = (
@@ -44,11 +41,6 @@ CONNECTION_ERRORS = (
     ConnectionError,
     OSError,
 )
-
-
-def backoff(attempt: int) -> float:
-    """Exponential backoff with full jitter: uniform in [0, min(max, first * 2^attempt)]."""
-    return random.uniform(0, min(RETRY_MAX, RETRY_FIRST * (2**attempt)))
 
 
 class RabbitQueue(Queue):

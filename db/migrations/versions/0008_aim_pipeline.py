@@ -19,6 +19,12 @@ PROCEDURES: list[tuple[str, int]] = [
     ("queue_release", 1),
     ("queue_dead_letter", 1),
     ("queue_status", 1),
+    ("aim_settings_get", 1),
+    ("aim_import_claim", 1),
+    ("aim_import_mark_queued", 1),
+    ("aim_documents", 1),
+    ("aim_mark_delivered", 1),
+    ("aim_status", 1),
 ]
 
 

@@ -1,0 +1,291 @@
+"""The AIM consumer ("Aim fetch data"): queue messages of FLP_AIM ids to care-plan documents in MongoDB.
+
+Per message, in this order, each step idempotent:
+
+1. ``Job.aim_documents``: one set-based call returns the documents of the ids
+   still to deliver, the ids delivered already and the ids found nowhere;
+2. ``DocumentStore.write``: insert_many, duplicates count as written;
+3. ``Job.aim_mark_delivered``: the rows marked delivered;
+4. ids found nowhere go to the dead-letter place as a new body, with the reason;
+5. the message is acknowledged.
+
+A crash between any two steps leaves the message unacknowledged: it is
+delivered again and the steps repeat without effect where they were done.
+So in effect every row is delivered exactly once: MongoDB holds one document
+per AIM id, and the row is marked only after MongoDB has it.
+
+Failures are of two kinds. An outage (MongoDB or the database unreachable) is
+nobody's message's fault: the consumer keeps the message (extending its
+visibility on the database queue), waits with backoff and jitter and tries the
+same message again, spending no attempt; nothing is acknowledged or marked
+meanwhile. Anything else is the message's problem: it is given back (one more
+attempt) until it has been delivered MaxAttempts times, then dead-lettered
+with the reason. A body that is not a message of ids is dead-lettered at once.
+Reasons and log lines hold counts, ids and error codes, never a document, so
+never a CPR number (and ``clean_reason`` masks any that slipped in).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from orchestrator.aim.store import DocumentStore, DocumentWriteError
+from orchestrator.logs import mask_cpr
+from orchestrator.queue import Message, Queue, backoff
+
+log = logging.getLogger(__name__)
+
+MAX_IDS = 4999  # Job.aim_documents / aim_mark_delivered accept at most this many
+RECEIVE_WAIT = 1.0  # seconds a receive waits for a message
+
+
+class BadMessage(ValueError):
+    """The body is not ``{"ids": [positive integers]}``."""
+
+
+def parse_body(body: str) -> list[int]:
+    try:
+        data = json.loads(body)
+    except (TypeError, ValueError) as exc:
+        raise BadMessage(f"the body is not JSON ({exc.__class__.__name__})") from None
+    ids = data.get("ids") if isinstance(data, dict) else None
+    if not isinstance(ids, list) or not ids or len(ids) > MAX_IDS:
+        raise BadMessage(f'the body is not {{"ids": [...]}} with 1 to {MAX_IDS} ids')
+    if not all(isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in ids):
+        raise BadMessage("the ids are not all positive whole numbers")
+    return ids
+
+
+# SQLSTATEs of a lost or refused connection: class 08, the server shutting
+# down (57P01-57P03), too many connections (53300); HYT00/HYT01 are ODBC timeouts.
+OUTAGE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300", "HYT00", "HYT01")
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True when the error says a server is unreachable, not that the message is bad."""
+    import pymongo.errors
+
+    if isinstance(exc, pymongo.errors.ConnectionFailure | pymongo.errors.WriteConcernError):
+        return True
+    exc = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's error
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if not names & {"OperationalError", "InterfaceError", "DatabaseUnreachable"}:
+        return False
+    sqlstate = getattr(exc, "sqlstate", None)  # psycopg
+    if sqlstate is None and exc.args and isinstance(exc.args[0], str) and len(exc.args[0]) == 5:
+        sqlstate = exc.args[0] if "pyodbc" in type(exc).__module__ else None
+    # No SQLSTATE at all: the client could not reach the server.
+    return sqlstate is None or sqlstate.startswith(OUTAGE_SQLSTATES)
+
+
+@dataclass
+class ConsumeStats:
+    messages: int = 0
+    documents: int = 0
+    duplicates: int = 0
+    marked: int = 0
+    already_delivered: int = 0
+    missing: int = 0
+    dead_letters: int = 0
+    retries: int = 0  # messages given back after a failure
+    outages: int = 0  # waits for an unreachable server
+    seconds: dict[str, float] = field(
+        default_factory=lambda: dict.fromkeys(("fetch", "write", "mark", "ack"), 0.0)
+    )
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **counts) -> None:
+        with self.lock:
+            for key, value in counts.items():
+                if key in self.seconds:
+                    self.seconds[key] += value
+                else:
+                    setattr(self, key, getattr(self, key) + value)
+
+    def as_dict(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if k not in ("lock", "seconds")}
+        out.update({f"{k}_s": round(v, 3) for k, v in self.seconds.items()})
+        return out
+
+
+class Consumer:
+    """Runs ``concurrency`` workers, each with its own queue object and database connection."""
+
+    def __init__(
+        self,
+        db,
+        open_queue: Callable[[], Queue],
+        store: DocumentStore,
+        max_attempts: int,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.db = db
+        self.open_queue = open_queue
+        self.store = store
+        self.max_attempts = max_attempts
+        self.stop = stop or threading.Event()
+        self.stats = ConsumeStats()
+
+    def run(self, concurrency: int = 1, once: bool = False) -> ConsumeStats:
+        """Consume until stopped; with ``once``, until the queue is empty."""
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                _Worker(self).loop(once)
+            except BaseException as exc:  # reported after the join
+                errors.append(exc)
+                self.stop.set()
+
+        threads = [
+            threading.Thread(target=work, name=f"aim-consumer-{i}") for i in range(max(concurrency, 1))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        return self.stats
+
+
+class _Worker:
+    def __init__(self, consumer: Consumer) -> None:
+        self.c = consumer
+        self.stats = consumer.stats
+        self._raw = None
+
+    def _conn(self):
+        if self._raw is None:
+            self._raw = self.c.db.engine.raw_connection()
+            self._raw.driver_connection.autocommit = True
+        return self._raw.driver_connection
+
+    def _drop_conn(self) -> None:
+        if self._raw is not None:
+            with contextlib.suppress(Exception):
+                self._raw.close()
+            self._raw = None
+
+    def loop(self, once: bool) -> None:
+        queue = self.c.open_queue()
+        try:
+            while not self.c.stop.is_set():
+                message = queue.receive(wait_seconds=RECEIVE_WAIT)
+                if message is None:
+                    if once:
+                        return
+                    continue
+                self.handle(queue, message)
+        finally:
+            queue.close()
+            self._drop_conn()
+
+    def handle(self, queue: Queue, message: Message) -> None:
+        self.stats.add(messages=1)
+        if message.attempts > self.c.max_attempts:
+            self._dead(
+                queue, message, f"delivered {message.attempts} times (MaxAttempts {self.c.max_attempts})"
+            )
+            return
+        try:
+            ids = parse_body(message.body)
+        except BadMessage as exc:
+            self._dead(queue, message, f"not a message of FLP_AIM ids: {exc}")
+            return
+        outage = 0
+        while not self.c.stop.is_set():
+            try:
+                self._process(queue, message, ids)
+                return
+            except Exception as exc:
+                if is_outage(exc):
+                    self._drop_conn()
+                    pause = backoff(outage)
+                    outage += 1
+                    self.stats.add(outages=1)
+                    log.warning(
+                        "aim consumer waits for an unreachable server",
+                        extra={
+                            "message_id": message.id,
+                            "error": type(exc).__name__,
+                            "pause_s": round(pause, 2),
+                        },
+                    )
+                    with contextlib.suppress(Exception):
+                        queue.keep(message, pause + 60)
+                    queue.sleep(pause)
+                    continue
+                self._failed(queue, message, exc)
+                return
+
+    def _process(self, queue: Queue, message: Message, ids: list[int]) -> None:
+        db, conn = self.c.db, self._conn()
+        t0 = time.perf_counter()
+        out = db.call(
+            conn,
+            "Job.aim_documents",
+            {"Ids": json.dumps(ids)},
+            ("Documents", "Found", "AlreadyDelivered", "Missing"),
+        )
+        documents = json.loads(out["Documents"] or "[]")
+        t1 = time.perf_counter()
+        written = self.c.store.write(documents)
+        t2 = time.perf_counter()
+        marked = 0
+        if documents:
+            delivered = [d["_id"] for d in documents]
+            marked = db.call(conn, "Job.aim_mark_delivered", {"Ids": json.dumps(delivered)}, ("Rows",))[
+                "Rows"
+            ]
+        missing = [int(i) for i in out["Missing"].split(",")] if out["Missing"] else []
+        if missing:
+            queue.dead_letter_body(
+                json.dumps({"ids": missing}),
+                f"{len(missing)} FLP_AIM ids not found (no row, or its care plan is gone): "
+                + ",".join(map(str, missing[:50])),
+            )
+        t3 = time.perf_counter()
+        queue.ack(message)
+        t4 = time.perf_counter()
+        self.stats.add(
+            documents=written.inserted,
+            duplicates=written.duplicates,
+            marked=int(marked or 0),
+            already_delivered=int(out["AlreadyDelivered"] or 0),
+            missing=len(missing),
+            dead_letters=1 if missing else 0,
+            fetch=t1 - t0,
+            write=t2 - t1,
+            mark=t3 - t2,
+            ack=t4 - t3,
+        )
+
+    def _failed(self, queue: Queue, message: Message, exc: Exception) -> None:
+        if isinstance(exc, DocumentWriteError):
+            reason = str(exc)
+        else:
+            reason = f"{type(exc).__name__}: {mask_cpr(str(exc).splitlines()[0] if str(exc) else '')}"
+        if message.attempts >= self.c.max_attempts:
+            self._dead(queue, message, f"failed {message.attempts} times; last: {reason}")
+            return
+        log.warning(
+            "aim message failed; given back",
+            extra={"message_id": message.id, "attempts": message.attempts, "error": mask_cpr(reason)[:300]},
+        )
+        self.stats.add(retries=1)
+        queue.nack(message)
+
+    def _dead(self, queue: Queue, message: Message, reason: str) -> None:
+        queue.dead_letter(message, reason)
+        self.stats.add(dead_letters=1)
+        log.warning(
+            "aim message dead-lettered",
+            extra={"message_id": message.id, "attempts": message.attempts, "reason": mask_cpr(reason)[:300]},
+        )

@@ -1,0 +1,96 @@
+"""The care-plan documents in MongoDB (pymongo): one document per FLP_AIM id, ``_id`` = the AIM id.
+
+Writes are ``insert_many(ordered=False)``: a document whose ``_id`` is there
+already (a redelivered message) answers duplicate key (11000) and counts as
+written; inserting and tolerating duplicates is far cheaper than upserting on
+the servers we measured (engineering notes). Any other write error is the
+message's problem; a lost or unreachable server (``ConnectionFailure``) is the
+infrastructure's, and the consumer waits for it without spending attempts.
+
+The URL is handed to MongoClient as it is, so TLS and authentication options
+(``tls=true&tlsCAFile=...``, ``authSource``) pass through; write concern and
+timeouts come from the settings (Ops.Setting, job aim_consume).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pymongo
+import pymongo.errors
+from pymongo.write_concern import WriteConcern
+
+DUPLICATE_KEY = 11000
+# The obvious questions: a patient's documents, one RKKP database's documents by
+# time, everything by time.
+INDEXES = (
+    ([("patient.cpr", pymongo.ASCENDING)], "patient_cpr"),
+    ([("rkkpDatabase", pymongo.ASCENDING), ("aimCreatedUtc", pymongo.ASCENDING)], "rkkp_created"),
+    ([("aimCreatedUtc", pymongo.ASCENDING)], "created"),
+)
+
+
+class DocumentWriteError(Exception):
+    """MongoDB refused documents for another reason than a duplicate key; the text holds no document."""
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    inserted: int
+    duplicates: int
+
+
+class DocumentStore:
+    def __init__(
+        self, url: str, database: str, collection: str, write_concern: str = "1", timeout_ms: int = 10000
+    ):
+        w: int | str = int(write_concern) if write_concern.isdigit() else write_concern
+        self.client = pymongo.MongoClient(
+            url,
+            serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms,
+            socketTimeoutMS=timeout_ms,
+            appname="flp-aim",
+        )
+        self.collection = self.client[database].get_collection(
+            collection, write_concern=WriteConcern(w=w, wtimeout=timeout_ms)
+        )
+
+    @classmethod
+    def from_settings(cls, url: str, settings) -> DocumentStore:
+        return cls(
+            url,
+            settings.mongo_database,
+            settings.mongo_collection,
+            settings.mongo_write_concern,
+            settings.mongo_timeout_ms,
+        )
+
+    def ensure_indexes(self) -> None:
+        for keys, name in INDEXES:
+            self.collection.create_index(keys, name=name)
+
+    def write(self, documents: list[dict]) -> WriteResult:
+        """Insert the documents; those already there count as written."""
+        if not documents:
+            return WriteResult(0, 0)
+        try:
+            result = self.collection.insert_many(documents, ordered=False)
+            return WriteResult(len(result.inserted_ids), 0)
+        except pymongo.errors.BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            others = [e for e in errors if e.get("code") != DUPLICATE_KEY]
+            if others or exc.details.get("writeConcernErrors"):
+                first = others[0] if others else exc.details["writeConcernErrors"][0]
+                # Code and the server's message only: the operation (with its CPR) stays out.
+                raise DocumentWriteError(
+                    f"MongoDB refused {len(others)} of {len(documents)} documents: "
+                    f"code {first.get('code')} {str(first.get('errmsg', ''))[:200]}"
+                ) from None
+            return WriteResult(int(exc.details.get("nInserted", 0)), len(errors))
+
+    def count(self) -> int:
+        return self.collection.count_documents({})
+
+    def close(self) -> None:
+        self.client.close()
