@@ -414,6 +414,40 @@ def cmd_status(args, settings) -> int:
     return status.show(db, job=args.job, run_id=args.run, as_json=args.json, limit=args.limit)
 
 
+def cmd_aim(args, settings) -> int:
+    """``flp aim import | consume | status``: the AIM pipeline (docs/jobs/aim.md)."""
+    import json
+
+    from orchestrator.aim import commands as aim
+
+    db = runtime_database(settings)
+    if args.aim_command == "import":
+        with spinner("aim_import running"):
+            result = aim.run_import_command(db, settings, dry_run=args.dry_run)
+        print(
+            f"{result.job}: {result.result}, {result.rows:,} rows, {result.seconds:.2f} s"
+            + (f", job run {result.job_run_id}" if result.job_run_id else "")
+        )
+        if result.error:
+            print(f"flp aim import: failed: {database_message(result.error)}", file=sys.stderr)
+        return 0 if result.result != "failed" else EXIT_FAILED
+    if args.aim_command == "consume":
+        stats = aim.run_consume(db, settings, once=args.once, concurrency=args.concurrency)
+        print(" ".join(f"{k}={v}" for k, v in stats.as_dict().items()))
+        return 0
+    counts = aim.status(db, settings)
+    if args.json:
+        print(json.dumps(counts))
+        return 0
+    out = table("what", "value", right=("value",))
+    for key, value in counts.items():
+        out.add_row(
+            key.replace("_", " "), "-" if value is None else f"{value:,}" if isinstance(value, int) else value
+        )
+    console().print(out)
+    return 0
+
+
 def cmd_demo(args, settings) -> int:
     from orchestrator.dev import demo
 
@@ -485,6 +519,22 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--limit", type=positive_int, default=20, help="runs shown with --job (default 20)")
     status.add_argument("--json", action="store_true", help="the same data as JSON on stdout, for monitoring")
 
+    aim = sub.add_parser("aim", parents=[common], help="the AIM pipeline: import, consume, status")
+    aim_sub = aim.add_subparsers(dest="aim_command", required=True)
+    aim_import = aim_sub.add_parser(
+        "import", parents=[common], help="run FlpAimImport now: pending FLP_AIM ids onto the queue"
+    )
+    aim_import.add_argument("--dry-run", action="store_true", help="count the rows due, publish nothing")
+    aim_consume = aim_sub.add_parser(
+        "consume", parents=[common], help="store the queued care plans in MongoDB until SIGTERM"
+    )
+    aim_consume.add_argument("--once", action="store_true", help="stop when the queue is empty")
+    aim_consume.add_argument(
+        "--concurrency", type=positive_int, default=None, help="workers (default: the Concurrency setting)"
+    )
+    aim_status = aim_sub.add_parser("status", parents=[common], help="rows pending, queued, delivered, dead")
+    aim_status.add_argument("--json", action="store_true", help="the counts as JSON on stdout")
+
     demo = sub.add_parser("demo", parents=[common], help="embedded engines, seed, every job once, summary")
     demo.add_argument("--patients", type=positive_int, default=2000)
     demo.add_argument("--seed", type=non_negative_int, default=1)
@@ -499,6 +549,7 @@ COMMANDS = {
     "run": cmd_run,
     "orchestrator": cmd_orchestrator,
     "status": cmd_status,
+    "aim": cmd_aim,
     "demo": cmd_demo,
 }
 # The service logs what it does; a person at a terminal wants only what went wrong.
