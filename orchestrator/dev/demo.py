@@ -57,6 +57,11 @@ def run(settings: Settings, patients: int, seed_value: int) -> int:
     steps.append(step)
 
     for job in JOBS.values():
+        if job.name == "aim_import":  # with the consumer, on the embedded queue and MongoDB
+            from orchestrator.dev import demo_aim
+
+            steps += demo_aim.steps(settings, db, Step)
+            continue
         result = run_job(db, job, triggered_by="demo")
         steps.append(Step(job.name, result.result, result.rows, result.seconds))
         if result.error:
