@@ -91,8 +91,8 @@ def test_a_bad_parameter_is_refused_naming_it(db):
 def test_the_orchestrator_role_may_run_the_checks(db):
     assert scalar(
         db,
-        "SELECT has_function_privilege('flp_orchestrator', 'job.startup_check(character, integer, "
-        "character varying)', 'EXECUTE')",
+        "SELECT has_function_privilege('flp_orchestrator', 'job.startup_check(character, integer, text)', "
+        "'EXECUTE')",
     )
 
 

@@ -41,7 +41,7 @@
 CREATE OR ALTER PROCEDURE Job.startup_check
     @RaiseOnFailure char(1) = 'Y',
     @Failed int = NULL OUTPUT,
-    @Report nvarchar(4000) = NULL OUTPUT
+    @Report nvarchar(MAX) = NULL OUTPUT
 AS
 BEGIN
     SET NOCOUNT, XACT_ABORT ON;
@@ -224,7 +224,6 @@ BEGIN
         WHERE l.LineNumber = @LineNumber;
         SET @LineNumber += 1;
     END;
-    SET @Report = LEFT(@Report, 4000);
 
     IF @Failed > 0 AND @RaiseOnFailure = 'Y'
     BEGIN

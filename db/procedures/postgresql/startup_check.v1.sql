@@ -28,7 +28,7 @@
 CREATE PROCEDURE Job.startup_check(
     p_RaiseOnFailure char(1) DEFAULT 'Y',
     INOUT p_Failed integer DEFAULT NULL,
-    INOUT p_Report varchar(4000) DEFAULT NULL
+    INOUT p_Report text DEFAULT NULL
 )
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -129,7 +129,7 @@ BEGIN
     FROM unnest(v_Lines) WITH ORDINALITY AS l (line, n)
     WHERE l.line LIKE 'FAILED %';
     p_Failed := coalesce(cardinality(v_FailedLines), 0);
-    p_Report := left(array_to_string(v_Lines, E'\n'), 4000);
+    p_Report := array_to_string(v_Lines, E'\n');
 
     IF p_Failed > 0 AND p_RaiseOnFailure = 'Y' THEN
         RAISE EXCEPTION USING ERRCODE = 'FL002', MESSAGE = left(concat(
