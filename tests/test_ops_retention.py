@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 
+from orchestrator.db.urls import libpq_url
 from orchestrator.jobs import JOBS
 from orchestrator.runner import run_job
+from tests.support.paths import REPO_ROOT
 from tests.support.sql import execute, fetch_all, scalar
 
 JOB = JOBS["ops_retention"]
@@ -207,3 +210,12 @@ def test_the_documented_default_settings_are_there(contract_db):
         fetch_all(contract_db, "SELECT Name, Value FROM Ops.Setting WHERE JobName = 'ops_retention'")
     )
     assert settings == {"JobRunDays": "90", "JobRunBatchDays": "30", "HeartbeatDays": "7"}
+
+
+def test_the_documented_psql_calls_work(db):
+    page = (REPO_ROOT / "docs" / "jobs" / "ops_retention.md").read_text(encoding="utf-8")
+    calls = [line.split("--")[0].strip() for line in page.splitlines() if line.startswith("CALL ")]
+    assert calls == ["CALL Job.ops_retention(p_Execute => 'N');"]
+    with psycopg.connect(libpq_url(db.url), autocommit=True) as conn:
+        (row,) = conn.execute(calls[0]).fetchall()
+    assert row[1] == "dry_run"
