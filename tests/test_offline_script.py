@@ -14,6 +14,7 @@ import uuid
 import psycopg
 import pytest
 
+from orchestrator import cli
 from orchestrator.db import migrate
 from orchestrator.db.urls import libpq_url, sqlalchemy_url
 from orchestrator.errors import UsageError
@@ -264,3 +265,23 @@ def test_the_reset_restores_the_settings_a_fresh_migration_leaves(migrated_setti
 
     assert migrated_settings == fresh
     assert ("archive_aim", "RetentionDays", "0") in {s[:3] for s in migrated_settings}
+
+
+# ---------------------------------------------------------------------------
+# The command line
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_flp_db_script_prints_a_downgrade(capsys):
+    assert cli.main(["db", "script", "--engine", "mssql", "--from", "0005", "--downgrade-to", "0003"]) == 0
+    out = capsys.readouterr().out
+
+    assert RUNNING.findall(out) == [("downgrade", "0005", "0004"), ("downgrade", "0004", "0003")]
+    assert guard_problems(out) == []
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_flp_db_script_names_an_unknown_revision(capsys):
+    assert cli.main(["db", "script", "--engine", "postgresql", "--downgrade-to", "9999"]) == 2
+    assert "9999" in capsys.readouterr().err
