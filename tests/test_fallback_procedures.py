@@ -1,0 +1,138 @@
+"""The procedures of migration 0010: slot claims, missed rows, stop requests, the fallback's gate."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from tests.support.sql import execute, fetch_all, fetch_one, scalar
+
+SLOT = datetime(2026, 11, 30, 23, 0)
+
+
+def call(db, procedure, params, outputs=()):
+    with db.connect() as conn:
+        return db.call(conn, procedure, params, outputs)
+
+
+def claim(db, slot=SLOT, job="session_purge", fallback="N", heartbeat=None, by="orchestrator"):
+    params = {"JobName": job, "SlotUtc": slot, "ClaimedBy": by, "Host": "h1", "Fallback": fallback}
+    params["HeartbeatSeconds"] = heartbeat
+    return call(db, "Job.job_slot_claim", params, ("Result",))["Result"]
+
+
+def test_a_slot_is_claimed_once(db):
+    assert claim(db) == "claimed"
+    assert claim(db) == "taken"
+    assert claim(db, by="agent") == "taken"
+    assert claim(db, job="archive_aim") == "claimed"
+    assert fetch_all(db, "SELECT JobName, ClaimedBy, Host FROM Ops.JobSlot ORDER BY JobName") == [
+        ("archive_aim", "orchestrator", "h1"),
+        ("session_purge", "orchestrator", "h1"),
+    ]
+
+
+def test_a_fallback_claim_stands_down_while_an_orchestrator_beats(db):
+    call(db, "Job.heartbeat_beat", {"Component": "orchestrator@h1:1", "Host": "h1", "ProcessId": 1})
+    assert claim(db, fallback="Y", by="agent") == "orchestrator_alive"
+    assert scalar(db, "SELECT count(*) FROM Ops.JobSlot") == 0
+    execute(db, "UPDATE Ops.Heartbeat SET BeatUtc = BeatUtc - INTERVAL '301 seconds'")
+    assert claim(db, fallback="Y", by="agent") == "claimed"  # FallbackAfterSeconds: 300
+    execute(db, "UPDATE Ops.Heartbeat SET BeatUtc = now() AT TIME ZONE 'UTC' - INTERVAL '20 seconds'")
+    assert claim(db, slot=datetime(2026, 12, 1), fallback="Y", heartbeat=10, by="agent") == "claimed"
+
+
+def test_old_claims_of_the_job_go(db):
+    assert claim(db, slot=datetime(2020, 1, 1)) == "claimed"
+    assert claim(db) == "claimed"
+    assert scalar(db, "SELECT count(*) FROM Ops.JobSlot") == 1
+
+
+@pytest.mark.parametrize(
+    "params, named",
+    [
+        ({"JobName": "Bad Name"}, "p_JobName"),
+        ({"SlotUtc": None}, "p_SlotUtc"),
+        ({"ClaimedBy": "cron"}, "p_ClaimedBy"),
+        ({"Fallback": "X"}, "p_Fallback"),
+        ({"HeartbeatSeconds": 0}, "p_HeartbeatSeconds"),
+    ],
+)
+def test_claim_parameters_are_checked_by_name(db, params, named):
+    base = {"JobName": "session_purge", "SlotUtc": SLOT, "ClaimedBy": "orchestrator", "Host": "h"}
+    with pytest.raises(Exception, match=named):
+        call(db, "Job.job_slot_claim", {**base, **params}, ("Result",))
+
+
+def test_a_malformed_fallback_setting_is_named(db):
+    execute(db, "UPDATE Ops.Setting SET Value = '5 min' WHERE Name = 'FallbackAfterSeconds'")
+    with pytest.raises(Exception, match="FallbackAfterSeconds"):
+        claim(db, fallback="Y", by="agent")
+
+
+def test_a_missed_slot_is_one_missed_row(db):
+    out = call(
+        db,
+        "Job.job_run_missed",
+        {"JobName": "archive_aim", "SlotUtc": SLOT, "TriggeredBy": "orchestrator", "Host": "h1"},
+        ("JobRunId",),
+    )
+    row = fetch_one(db, "SELECT JobRunId, Status, StartedUtc, Host, Message FROM Ops.JobRun")
+    assert row[:4] == (out["JobRunId"], "missed", SLOT, "h1")
+    assert "grace" in row[4]
+
+
+def test_a_stop_request_without_a_running_run_changes_nothing(db):
+    before = fetch_all(db, "SELECT * FROM Ops.Setting ORDER BY JobName, Name")
+    assert call(db, "Job.job_stop_request", {"JobName": "archive_aim", "Action": "request"}, ("Result",)) == {
+        "Result": "not_running"
+    }
+    assert call(db, "Job.job_stop_request", {"JobName": "archive_aim", "Action": "clear"}, ("Result",)) == {
+        "Result": "nothing"
+    }
+    assert fetch_all(db, "SELECT * FROM Ops.Setting ORDER BY JobName, Name") == before
+
+
+def due(db, **params):
+    base = {"JobName": "session_purge", "EverySeconds": None, "DailyAt": None, "Host": "pg_cron"}
+    return call(db, "Job.fallback_due", {**base, **params}, ("Due", "Reason"))
+
+
+def test_the_fallback_gate_runs_an_interval_slot_once_and_only_without_a_heartbeat(db):
+    assert due(db, EverySeconds=600) == {"Due": "Y", "Reason": "claimed"}
+    assert due(db, EverySeconds=600) == {"Due": "N", "Reason": "taken"}
+    slot = scalar(db, "SELECT SlotUtc FROM Ops.JobSlot")
+    now = scalar(db, "SELECT now() AT TIME ZONE 'UTC'")
+    assert slot.minute % 10 == 0 and slot.second == 0 and 0 <= (now - slot).total_seconds() < 600
+    execute(db, "DELETE FROM Ops.JobSlot")
+    call(db, "Job.heartbeat_beat", {"Component": "orchestrator@h1:1", "Host": "h1", "ProcessId": 1})
+    assert due(db, EverySeconds=600) == {"Due": "N", "Reason": "orchestrator_alive"}
+
+
+def test_the_fallback_gate_runs_a_daily_job_only_in_its_local_quarter_hour(db):
+    local_now = scalar(db, "SELECT (now() AT TIME ZONE 'Europe/Copenhagen')")
+    current = f"{local_now:%H:%M}"
+    later = f"{(local_now.hour + 2) % 24:02d}:{local_now.minute:02d}"
+    assert due(db, JobName="archive_aim", DailyAt=later) == {"Due": "N", "Reason": "not_due"}
+    assert due(db, JobName="archive_aim", DailyAt=current) == {"Due": "Y", "Reason": "claimed"}
+    slot_local = scalar(
+        db, "SELECT (SlotUtc AT TIME ZONE 'UTC') AT TIME ZONE 'Europe/Copenhagen' FROM Ops.JobSlot"
+    )
+    assert f"{slot_local:%H:%M}" == current
+
+
+@pytest.mark.parametrize(
+    "params, named",
+    [
+        ({"JobName": "no_such_job", "EverySeconds": 60}, "Job.no_such_job"),
+        ({}, "p_EverySeconds"),
+        ({"EverySeconds": 60, "DailyAt": "01:00"}, "p_EverySeconds"),
+        ({"EverySeconds": 7}, "p_EverySeconds"),
+        ({"DailyAt": "24:00"}, "p_DailyAt"),
+        ({"EverySeconds": 60, "HeartbeatSeconds": -1}, "p_HeartbeatSeconds"),
+    ],
+)
+def test_fallback_gate_parameters_are_checked_by_name(db, params, named):
+    with pytest.raises(Exception, match=named):
+        due(db, **params)
