@@ -123,6 +123,13 @@ def test_the_mssql_script_stops_at_the_first_error_and_refuses_a_foreign_start(m
     )
 
 
+@pytest.mark.parametrize("kind", ["upgrade", "downgrade to base"])
+def test_the_mssql_script_uses_no_sqlcmd_variable_but_its_own(mssql_scripts, kind):
+    # sqlcmd replaces $(Name) everywhere, in procedure text too, and stops at an
+    # undefined one; the script must run without -x (which would switch its guards off).
+    assert set(re.findall(r"\$\([^)]*\)", mssql_scripts[kind])) == {"$(FlpSqlcmd)"}
+
+
 def test_the_mssql_downgrade_drops_role_members_before_the_roles(mssql_scripts):
     script = mssql_scripts["downgrade to base"]
 
