@@ -18,7 +18,13 @@ branch_labels = None
 depends_on = None
 
 # (procedure file name, version) applied by this migration, in order.
-PROCEDURES: list[tuple[str, int]] = []
+PROCEDURES: list[tuple[str, int]] = [
+    ("convert_values_rows", 1),
+    ("convert_values_batch", 1),
+    ("convert_values", 1),
+    ("convert_invalid_values_batch", 1),
+    ("convert_invalid_values", 1),
+]
 
 # The rules as data: the defaults of docs/engine.md (our reading of domain.md),
 # active since 2000-01-01. The seed and an operator may add versions of their
