@@ -1,96 +1,240 @@
-"""The orchestrator's timetable: runs every job on its schedule, and beats.
+"""The orchestrator service: runs every job of the registry on its timetable, and beats.
 
-Each job runs in its own thread so a long archive never delays the 10-minute
-session purge; a job still running locally is not started again. Across
-processes the job's database lock decides: several orchestrators (and SQL
-Server Agent / pg_cron as fallback) may all try, exactly one runs it.
-Times are Danish local time, as the jobs' timetable in domain.md is.
+* **When.** The timetable's slots come from timetable.py (UTC, right across
+  daylight saving; why not the ``schedule`` library's naive times is said
+  there). The loop sleeps until the next slot or heartbeat, at most a second.
+* **Exactly once per slot.** Before a run the service claims the job's slot
+  (``Job.job_slot_claim``, a primary key in ``Ops.JobSlot``): of two
+  orchestrators and SQL Server Agent / pg_cron exactly one runs each slot.
+  The job's own database lock still stops two runs at once (a manual run).
+* **Every run** is a job procedure call (``run_job``, or the job's Python
+  runner): the lock and the ``Ops.JobRun`` row with trigger ``orchestrator``
+  and this host. Each job runs in its own thread, off the loop, so a long
+  archive never delays the 10-minute purge; a job still running here is not
+  started again. A failing job never stops the loop. Errors reaching the
+  database (connect refused, a session lost on the way in) are retried with
+  exponential backoff and jitter (tenacity); a run that failed inside the
+  database is recorded failed and the next slot runs as usual.
+* **Missed slots.** At start each job's latest slot is claimed: if nobody ran
+  it and it is within the job's grace period it runs now, once; if older, one
+  ``missed`` run row records it (``Job.job_run_missed``). Never once per slot.
+* **Stopping.** SIGTERM (or Ctrl-C) stops starting work, asks each running
+  batched job to stop at its next batch (``Job.job_stop_request``: the job's
+  TimeLimitSeconds row, which ``Job.run_batched`` re-reads before every batch,
+  put back when the run is over), waits up to ``stop_wait_seconds`` and logs
+  what it waited for. Exit code 0 after SIGTERM, 130 after Ctrl-C.
+* **Heartbeat** every 30 seconds (``Job.heartbeat_beat``); SQL Server Agent /
+  pg_cron stand down while one is younger than FallbackAfterSeconds.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import signal
 import threading
-from collections.abc import Callable
-from datetime import UTC, datetime
-
-import schedule
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 
 from orchestrator import config
 from orchestrator.db.connection import Database
-from orchestrator.jobs import JOBS, TIMEZONE, Job, Timetable
-from orchestrator.runner import run_job
-from orchestrator.scheduler.timetable import local, next_slot
+from orchestrator.jobs import JOBS, Job
+from orchestrator.runner import JobResult, run_job
+from orchestrator.scheduler.timetable import Planner, last_slot, local, next_slot
 
 log = logging.getLogger(__name__)
 
-POLL_INTERVAL = 1.0  # seconds between looks for due jobs
+POLL_INTERVAL = 1.0  # seconds: the longest sleep of the loop
 HEARTBEAT_INTERVAL = 30  # seconds between Ops.Heartbeat updates
+STOP_WAIT_SECONDS = 120  # how long SIGTERM waits for running jobs
 # Waiting for an unreachable database at start: exponential backoff with jitter,
 # from about a second up to a minute between attempts, for as long as it takes.
 CONNECT_RETRY_INITIAL = 1.0
 CONNECT_RETRY_MAX = 60.0
+# A run that cannot reach the database: retried this often, at most this far apart.
+RUN_RETRY_ATTEMPTS = 4
+RUN_RETRY_MAX = 30.0
 
 
-def schedule_job(scheduler: schedule.Scheduler, timetable: Timetable) -> schedule.Job:
-    """The ``schedule`` job for a registry timetable (not yet given its action)."""
-    if timetable.every_minutes:
-        return scheduler.every(timetable.every_minutes).minutes
-    return scheduler.every().day.at(timetable.daily_at, TIMEZONE)
+class SystemClock:
+    """The wall clock, in UTC. Tests of time pass their own (timetable.Planner takes any)."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
+
+
+def runner_of(job: Job) -> Callable[..., JobResult]:
+    """The callable that runs ``job``: its own Python runner ("module:function") or ``run_job``."""
+    spec = getattr(job, "runner", None)
+    if not spec:
+        return run_job
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 class Orchestrator:
-    def __init__(self, db: Database, component: str | None = None, host: str | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        component: str | None = None,
+        host: str | None = None,
+        jobs: Mapping[str, Job] | None = None,
+        clock: SystemClock | None = None,
+        heartbeat_seconds: float = HEARTBEAT_INTERVAL,
+        stop_wait_seconds: float = STOP_WAIT_SECONDS,
+    ) -> None:
         self.db = db
         self.host = host or config.host_name()
         self.component = component or f"orchestrator@{self.host}:{os.getpid()}"
-        self.scheduler = schedule.Scheduler()
+        self.jobs = dict(JOBS if jobs is None else jobs)
+        self.clock = clock or SystemClock()
+        self.heartbeat_seconds = heartbeat_seconds
+        self.stop_wait_seconds = stop_wait_seconds
         self.stopping = threading.Event()
+        self.interrupted = False  # Ctrl-C rather than SIGTERM: exit code 130
         self._running: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
-        for job in JOBS.values():
-            schedule_job(self.scheduler, job.timetable).do(self.start_job, job)
-        self.scheduler.every(HEARTBEAT_INTERVAL).seconds.do(self.beat)
+        self._connect_errors: tuple[type[BaseException], ...] | None = None
 
-    def start_job(self, job: Job) -> None:
-        """Start ``job`` in a thread unless this process is running it already."""
+    # -- database errors that are worth a retry ------------------------------------------
+
+    def connect_errors(self) -> tuple[type[BaseException], ...]:
+        """The driver's errors (Database.connect hands out the driver's connection, unwrapped)."""
+        if self._connect_errors is None:
+            from sqlalchemy.exc import DBAPIError
+
+            self._connect_errors = (DBAPIError, self.db.engine.dialect.loaded_dbapi.OperationalError)
+        return self._connect_errors
+
+    def _call(self, procedure: str, params: dict, outputs: tuple[str, ...] = ()) -> dict:
+        with self.db.connect() as conn:
+            return self.db.call(conn, procedure, params, outputs)
+
+    def _retrying(self, what: str, job: str | None = None):
+        import tenacity
+
+        def log_attempt(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "database error; retrying",
+                extra={
+                    "what": what,
+                    "job": job,
+                    "attempt": state.attempt_number,
+                    "retry_in_seconds": round(state.upcoming_sleep, 1),
+                    "reason": _one_line(error) if error else "",
+                },
+            )
+
+        return tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(self.connect_errors()),
+            wait=tenacity.wait_exponential_jitter(initial=CONNECT_RETRY_INITIAL, max=RUN_RETRY_MAX),
+            stop=tenacity.stop_after_attempt(RUN_RETRY_ATTEMPTS) | (lambda _s: self.stopping.is_set()),
+            sleep=self.stopping.wait,
+            before_sleep=log_attempt,
+            reraise=True,
+        )
+
+    # -- one job --------------------------------------------------------------------------
+
+    def start_job(self, job: Job, slot: datetime | None = None, grace_check: bool = False) -> bool:
+        """Start ``job`` in a thread unless this process is running it already (or is stopping).
+        With ``slot`` the run first claims it; ``grace_check``: the slot was missed during
+        downtime (run only within the job's grace period, else record it missed)."""
         with self._lock:
+            if self.stopping.is_set():
+                return False
             running = self._running.get(job.name)
             if running is not None and running.is_alive():
                 log.info("job still running here; not started again", extra={"job": job.name})
-                return
-            thread = threading.Thread(target=self._run, args=(job,), name=f"job-{job.name}", daemon=True)
+                return False
+            thread = threading.Thread(
+                target=self._run, args=(job, slot, grace_check), name=f"job-{job.name}", daemon=True
+            )
             self._running[job.name] = thread
             thread.start()
+            return True
 
-    def _run(self, job: Job) -> None:
+    def _run(self, job: Job, slot: datetime | None, grace_check: bool) -> None:
         try:
-            run_job(self.db, job, triggered_by="orchestrator", host=self.host)
-        except Exception:  # a lost connection must not end the orchestrator
-            log.exception("job could not be started", extra={"job": job.name})
+            if slot is not None:
+                claim = self._retrying("claim", job.name)(
+                    self._call,
+                    "Job.job_slot_claim",
+                    {
+                        "JobName": job.name,
+                        "SlotUtc": slot.replace(tzinfo=None),
+                        "ClaimedBy": "orchestrator",
+                        "Host": self.host,
+                        "Fallback": "N",
+                        "HeartbeatSeconds": None,
+                    },
+                    ("Result",),
+                )["Result"]
+                if claim != "claimed":
+                    log.debug("slot taken", extra={"job": job.name, "slot": f"{slot:%H:%M:%S}", "by": claim})
+                    return
+                age = (self.clock.now() - slot).total_seconds()
+                if grace_check and age > job.timetable.grace_seconds:
+                    self._record_missed(job, slot, age)
+                    return
+            self._clear_stop(job)
+            self._retrying("run", job.name)(
+                runner_of(job), self.db, job, triggered_by="orchestrator", host=self.host
+            )
+            self._clear_stop(job)
+        except Exception as exc:  # a lost database must not end the thread's caller, nor the loop
+            log.error("job could not be run", extra={"job": job.name, "error": _one_line(exc)})
+            log.debug("job could not be run", exc_info=True)
+
+    def _record_missed(self, job: Job, slot: datetime, age: float) -> None:
+        message = (
+            f"missed: the slot at {local(slot):%Y-%m-%d %H:%M %Z} passed while no scheduler ran; "
+            f"found {round(age / 60)} minutes later, over the grace period of "
+            f"{job.timetable.grace_seconds // 60} minutes"
+        )
+        self._call(
+            "Job.job_run_missed",
+            {
+                "JobName": job.name,
+                "SlotUtc": slot.replace(tzinfo=None),
+                "TriggeredBy": "orchestrator",
+                "Host": self.host,
+                "Message": message,
+            },
+            ("JobRunId",),
+        )
+        log.warning("slot missed", extra={"job": job.name, "slot": f"{local(slot):%Y-%m-%d %H:%M %Z}"})
+
+    def _clear_stop(self, job: Job) -> None:
+        """Put back a stop request left for the job (by this process or a killed one) once its run is over."""
+        try:
+            self._call("Job.job_stop_request", {"JobName": job.name, "Action": "clear"}, ("Result",))
+        except Exception as exc:
+            log.warning("could not clear a stop request", extra={"job": job.name, "error": _one_line(exc)})
+
+    # -- the service ----------------------------------------------------------------------
 
     def beat(self) -> None:
         try:
-            with self.db.connect() as conn:
-                self.db.call(
-                    conn,
-                    "Job.heartbeat_beat",
-                    {"Component": self.component, "Host": self.host, "ProcessId": os.getpid()},
-                )
+            params = {"Component": self.component, "Host": self.host, "ProcessId": os.getpid()}
+            self._call("Job.heartbeat_beat", params)
         except Exception as exc:
             # One line; the next beat tries again.
-            log.warning("heartbeat failed", extra={"error": " ".join(str(exc).split())[:300]})
+            log.warning("heartbeat failed", extra={"error": _one_line(exc)})
 
     def wait_for_database(self) -> bool:
         """Connect once, retrying with exponential backoff and jitter until the database answers
         (one log line per failed attempt). False when stopped (SIGTERM) while waiting."""
         import tenacity
-        from sqlalchemy.exc import DBAPIError
 
-        # Database.connect hands out the driver's connection: its errors come unwrapped.
-        connect_errors = (DBAPIError, self.db.engine.dialect.loaded_dbapi.Error)
+        connect_errors = (*self.connect_errors(), self.db.engine.dialect.loaded_dbapi.Error)
 
         def connect() -> None:
             with self.db.connect():
@@ -98,13 +242,12 @@ class Orchestrator:
 
         def log_attempt(state: tenacity.RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
-            reason = " ".join(str(getattr(error, "orig", None) or error).split())
             log.warning(
                 "database unreachable; retrying",
                 extra={
                     "attempt": state.attempt_number,
                     "retry_in_seconds": round(state.upcoming_sleep, 1),
-                    "reason": reason[:300],
+                    "reason": _one_line(error) if error else "",
                 },
             )
 
@@ -124,35 +267,113 @@ class Orchestrator:
             raise
         return not self.stopping.is_set()
 
+    def timetable_line(self, now: datetime) -> str:
+        return "; ".join(
+            f"{name} {job.timetable.describe()} next {local(next_slot(job.timetable, now)):%Y-%m-%d %H:%M %Z}"
+            for name, job in self.jobs.items()
+        )
+
+    def catch_up(self, now: datetime) -> None:
+        """Each job's latest slot before the start: run it within its grace, else record it missed."""
+        for job in self.jobs.values():
+            self.start_job(job, last_slot(job.timetable, now), grace_check=True)
+
+    def _on_signal(self, signum, _frame) -> None:
+        if signum == signal.SIGINT:
+            self.interrupted = True
+        if not self.stopping.is_set():
+            log.info("stop requested", extra={"signal": signal.Signals(signum).name})
+        self.stopping.set()
+
     def run_forever(self, before_start: Callable[[], object] | None = None) -> None:
         """Wait for the database, run ``before_start`` (the schema check), then run the
-        timetable until SIGTERM."""
-        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
+        timetable until SIGTERM or Ctrl-C (KeyboardInterrupt after a clean stop)."""
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
         if not self.wait_for_database():
             log.info("orchestrator stopped before the database answered")
+            self._exit()
             return
         if before_start is not None:
             before_start()
+        now = self.clock.now()
+        planner = Planner(self.jobs.values(), now)
         log.info(
             "orchestrator started",
-            extra={"component": self.component, "host": self.host, "jobs": ",".join(JOBS)},
+            extra={
+                "component": self.component,
+                "host": self.host,
+                "jobs": ",".join(self.jobs),
+                "timetable": self.timetable_line(now),
+            },
         )
         self.beat()
+        next_beat = now + timedelta(seconds=self.heartbeat_seconds)
+        self.catch_up(now)
         while not self.stopping.is_set():
-            self.scheduler.run_pending()
-            self.stopping.wait(POLL_INTERVAL)
-        log.info("orchestrator stopping; waiting for running jobs")
-        for thread in list(self._running.values()):
-            thread.join()
+            now = self.clock.now()
+            for job, slot in planner.due(now):
+                self.start_job(job, slot)
+            if now >= next_beat:
+                self.beat()
+                next_beat = now + timedelta(seconds=self.heartbeat_seconds)
+            wait = min(planner.seconds_to_next(now), (next_beat - now).total_seconds(), POLL_INTERVAL)
+            self.stopping.wait(max(wait, 0.01))
+        self.shutdown()
+        self._exit()
+
+    def _exit(self) -> None:
+        if self.interrupted:
+            raise KeyboardInterrupt
+
+    def shutdown(self) -> dict[str, bool]:
+        """Ask the running jobs to stop at their next batch and wait up to the limit.
+        Returns job -> finished in time."""
+        self.stopping.set()
+        with self._lock:
+            running = {name: t for name, t in self._running.items() if t.is_alive()}
+        if not running:
+            log.info("orchestrator stopped; no job was running")
+            return {}
+        for name in running:
+            try:
+                params = {"JobName": name, "Action": "request"}
+                asked = self._call("Job.job_stop_request", params, ("Result",))
+                log.info("asked a running job to stop", extra={"job": name, "result": asked["Result"]})
+            except Exception as exc:
+                log.warning("could not ask a job to stop", extra={"job": name, "error": _one_line(exc)})
+        log.info(
+            "orchestrator stopping; waiting for running jobs",
+            extra={"jobs": ",".join(running), "limit_seconds": self.stop_wait_seconds},
+        )
+        deadline = time.monotonic() + self.stop_wait_seconds
+        finished = {}
+        for name, thread in running.items():
+            started = time.monotonic()
+            thread.join(max(0.0, deadline - time.monotonic()))
+            finished[name] = not thread.is_alive()
+            waited = round(time.monotonic() - started, 1)
+            extra = {"job": name, "finished": finished[name], "seconds": waited}
+            log.info("waited for a running job", extra=extra)
+        if all(finished.values()):
+            log.info("orchestrator stopped; every running job finished")
+        else:
+            # Its session ends with the process: the lock goes with it, the next run marks the row abandoned.
+            log.warning(
+                "orchestrator stopped; jobs still running after the limit",
+                extra={"jobs": ",".join(n for n, done in finished.items() if not done)},
+            )
+        return finished
 
     def stop(self) -> None:
         self.stopping.set()
 
 
-def next_runs(now: datetime | None = None, jobs: dict[str, Job] | None = None) -> dict[str, str]:
+def next_runs(now: datetime | None = None, jobs: Mapping[str, Job] | None = None) -> dict[str, str]:
     """Each job's timetable and next run in Danish time, for ``flp jobs`` and the start line."""
     now = now or datetime.now(UTC)
     return {
         name: f"{job.timetable.describe()}; next {local(next_slot(job.timetable, now)):%Y-%m-%d %H:%M %Z}"
-        for name, job in (jobs or JOBS).items()
+        for name, job in (JOBS if jobs is None else jobs).items()
     }
