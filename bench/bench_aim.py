@@ -1,0 +1,294 @@
+"""AIM pipeline end to end: ``python -m bench.bench_aim [--rows 150000] [--queues rabbitmq,database]``.
+
+One run, on a throwaway PostgreSQL, a RabbitMQ node (Debian's rabbitmq-server,
+started on loopback like the tests do) and a SecantusDB server:
+
+1. a population (the seed generator; the tests' small SQL population if the
+   seed fails) and ``--rows`` pending FLP_AIM rows over its care plans;
+2. for each queue: FlpAimImport (claim, publish, mark: in this process, each
+   procedure call timed), then ``flp aim consume --once`` as a child process
+   until the queue is drained (its per-stage times from its own counters, its
+   peak memory from the kernel: ru_maxrss of the child);
+3. the floor, in the same run against the same MongoDB server: a plain
+   ``insert_many`` of the same documents (read back beforehand, untimed) into
+   a fresh collection, in batches of MessageSize.
+
+Ratio = (import + consume wall time) / floor. Target: at most 1.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pymongo
+
+from bench.common import fresh_database, pg_server, report, verdict
+from orchestrator.aim import QUEUE_NAME
+from orchestrator.aim import settings as aim_settings
+from orchestrator.aim.importer import run_import
+from orchestrator.aim.store import INDEXES
+from orchestrator.db.connection import Database
+from orchestrator.dev import mongo
+from orchestrator.queue import open_queue
+from tests.support import aim as aim_support
+from tests.support import rabbitmq
+from tests.support.sql import execute, scalar
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = 1.5
+
+
+class TimedDatabase(Database):
+    """A Database whose procedure calls are timed by procedure name."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    def call(self, conn, procedure, params=None, outputs=(), **kwargs):
+        started = time.perf_counter()
+        try:
+            return super().call(conn, procedure, params, outputs, **kwargs)
+        finally:
+            self.seconds[procedure] += time.perf_counter() - started
+
+
+class TimedQueue:
+    """Wraps a queue; times publish (the confirmed part of the import)."""
+
+    def __init__(self, queue) -> None:
+        self.queue = queue
+        self.publish_seconds = 0.0
+
+    def publish(self, bodies) -> None:
+        started = time.perf_counter()
+        self.queue.publish(bodies)
+        self.publish_seconds += time.perf_counter() - started
+
+    def __getattr__(self, name):
+        return getattr(self.queue, name)
+
+
+def populate(db: Database, rows: int, patients: int) -> str:
+    """Care plans and exactly ``rows`` pending FLP_AIM rows; returns which population was used."""
+    try:
+        from orchestrator.dev import seed
+
+        seed.seed(db, patients=patients, seed=1)
+        execute(db, "UPDATE PLSP.FLP_AIM SET Status = 2, DeliveredUtc = CreatedUtc WHERE Status <> 2")
+        source = f"seed --patients {patients:,}"
+    except Exception as exc:  # the seed generator is not usable on this tree: the tests' population
+        print(f"  (seed failed: {type(exc).__name__}; using the tests' SQL population)")
+        execute(db, "TRUNCATE PLSP.FLP_AIM")
+        aim_support.seed_with_pending(db, patients=patients)
+        source = f"SQL population, {patients:,} patients"
+    aim_support.add_pending(db, rows)
+    assert scalar(db, "SELECT count(*) FROM PLSP.FLP_AIM WHERE Status = 0") == rows
+    return source
+
+
+def reset(db: Database) -> None:
+    """The same rows pending again, the queue tables empty: the next queue starts alike."""
+    execute(
+        db,
+        "UPDATE PLSP.FLP_AIM SET Status = 0, QueuedUtc = NULL, DeliveredUtc = NULL, ClaimJobRunId = NULL "
+        "WHERE ClaimJobRunId IS NOT NULL",
+    )
+    execute(db, "DELETE FROM Ops.QueueMessage")
+    execute(db, "DELETE FROM Ops.QueueDeadLetter")
+    execute(db, "VACUUM ANALYZE PLSP.FLP_AIM")
+
+
+def consume_child(db: Database, mongo_url: str, queue_url: str | None, concurrency: int) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLP_")}
+    env.update(
+        {"FLP_DATABASE_URL": db.url, "FLP_MONGO_URL": mongo_url, "FLP_CONFIG": "/nonexistent/flp.toml"}
+    )
+    env["PYTHONPATH"] = str(ROOT)
+    if queue_url:
+        env["FLP_QUEUE_URL"] = queue_url
+    command = [
+        sys.executable,
+        "-m",
+        "orchestrator",
+        "aim",
+        "consume",
+        "--once",
+        "--concurrency",
+        str(concurrency),
+    ]
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - started
+    out, err = child.stdout.read(), child.stderr.read()
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise RuntimeError(f"consumer exited {child.returncode}: {err[-2000:]}")
+    stats = dict(re.findall(r"(\w+)=([\d.]+)", out))
+    return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024, "stats": stats}
+
+
+def run_queue(kind, db, settings, mongo_url, rabbit_url, collection, concurrency) -> dict:
+    execute(
+        db,
+        "UPDATE Ops.Setting SET Value = ? WHERE JobName = 'aim_consume' AND Name = 'MongoCollection'",
+        (collection,),
+    )
+    queue = TimedQueue(
+        open_queue(QUEUE_NAME, rabbit_url if kind == "rabbitmq" else None, database=db, prefetch=1)
+    )
+    db.seconds.clear()
+    started = time.perf_counter()
+    result = run_import(db, queue, triggered_by="manual")
+    import_seconds = time.perf_counter() - started
+    queue.close()
+    assert result.result == "succeeded", result.error
+    consumed = consume_child(db, mongo_url, rabbit_url if kind == "rabbitmq" else None, concurrency)
+    delivered = scalar(db, "SELECT count(*) FROM PLSP.FLP_AIM WHERE Status = 2 AND ClaimJobRunId IS NOT NULL")
+    return {
+        "kind": kind,
+        "rows": result.rows,
+        "delivered": delivered,
+        "import_s": import_seconds,
+        "claim_s": db.seconds["Job.aim_import_claim"],
+        "publish_s": queue.publish_seconds,
+        "mark_queued_s": db.seconds["Job.aim_import_mark_queued"],
+        **consumed,
+    }
+
+
+def floor(mongo_url: str, source: str, target: str, batch: int, indexed: bool = False) -> tuple[float, int]:
+    """Seconds to insert_many the documents of ``source`` (read beforehand, untimed) into ``target``.
+
+    The documents are plain dicts, as a writer holding them would pass them: pymongo
+    encodes them to BSON inside the timed part, as it does for the consumer.
+    """
+    client = pymongo.MongoClient(mongo_url)
+    documents = list(client["flp_aim"][source].find({}).sort("_id", 1))
+    target_collection = client["flp_aim"][target]
+    if indexed:  # the consumer's collection has these; the plain floor has none
+        for keys, name in INDEXES:
+            target_collection.create_index(keys, name=name)
+    started = time.perf_counter()
+    for i in range(0, len(documents), batch):
+        target_collection.insert_many(documents[i : i + batch], ordered=False)
+    seconds = time.perf_counter() - started
+    client.close()
+    return seconds, len(documents)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=150_000)
+    parser.add_argument("--patients", type=int, default=10_000)
+    parser.add_argument("--queues", default="rabbitmq,database")
+    parser.add_argument("--concurrency", type=int, default=2)
+    args = parser.parse_args()
+    kinds = [k for k in args.queues.split(",") if k]
+
+    rabbit = rabbitmq.RabbitServer().start() if "rabbitmq" in kinds else None
+    mongo_server = mongo.MongoServer().start()
+    results, floors = [], []
+    try:
+        with pg_server() as server_url, fresh_database(server_url) as plain:
+            db = TimedDatabase(plain.url)
+            started = time.perf_counter()
+            source = populate(db, args.rows, args.patients)
+            took = time.perf_counter() - started
+            print(f"population: {source}; {args.rows:,} pending FLP_AIM rows ({took:.1f} s)")
+            settings = aim_settings.load(db)
+            for n, kind in enumerate(kinds):
+                if n:
+                    reset(db)
+                collection = f"bench_{kind}"
+                results.append(
+                    run_queue(
+                        kind,
+                        db,
+                        settings,
+                        mongo_server.url,
+                        rabbit.url if rabbit else None,
+                        collection,
+                        args.concurrency,
+                    )
+                )
+                floor_seconds, count = floor(
+                    mongo_server.url, collection, f"floor_{kind}", settings.message_size
+                )
+                indexed_seconds, _ = floor(
+                    mongo_server.url, collection, f"floor_indexed_{kind}", settings.message_size, indexed=True
+                )
+                floors.append((floor_seconds, indexed_seconds))
+                r = results[-1]
+                print(
+                    f"{kind}: {r['rows']:,} rows imported in {r['import_s']:.1f} s, consumed in "
+                    f"{r['seconds']:.1f} s, floor {floor_seconds:.1f} s for {count:,} documents"
+                )
+            db.engine.dispose()
+    finally:
+        mongo_server.cleanup()
+        if rabbit:
+            rabbit.cleanup()
+
+    for r, (floor_seconds, indexed_seconds) in zip(results, floors, strict=True):
+        total = r["import_s"] + r["seconds"]
+        s = r["stats"]
+        rows = [
+            (
+                "end to end (import + consume)",
+                f"{total:.1f} s",
+                f"{floor_seconds:.1f} s",
+                f"{total / floor_seconds:.2f}",
+            ),
+            (
+                "end to end vs floor with our 3 indexes",
+                f"{total:.1f} s",
+                f"{indexed_seconds:.1f} s",
+                f"{total / indexed_seconds:.2f}",
+            ),
+            ("  import: claim (procedure calls)", f"{r['claim_s']:.2f} s", "", ""),
+            ("  import: publish (confirmed)", f"{r['publish_s']:.2f} s", "", ""),
+            ("  import: mark queued", f"{r['mark_queued_s']:.2f} s", "", ""),
+            ("  import: wall", f"{r['import_s']:.2f} s", "", ""),
+            (f"  consume: wall ({args.concurrency} workers, child process)", f"{r['seconds']:.1f} s", "", ""),
+            ("  consume: fetch (Job.aim_documents), summed", f"{float(s.get('fetch_s', 0)):.1f} s", "", ""),
+            (
+                "  consume: MongoDB write, summed",
+                f"{float(s.get('write_s', 0)):.1f} s",
+                f"{floor_seconds:.1f} s",
+                "",
+            ),
+            (
+                "  consume: mark delivered + dead letters, summed",
+                f"{float(s.get('mark_s', 0)):.1f} s",
+                "",
+                "",
+            ),
+            ("  consume: ack, summed", f"{float(s.get('ack_s', 0)):.2f} s", "", ""),
+            ("  consumer peak memory (ru_maxrss)", f"{r['peak_mb']:.0f} MB", "", ""),
+            (
+                "  rows delivered / documents written",
+                f"{r['delivered']:,} / {int(s.get('documents', 0)):,}",
+                "",
+                "",
+            ),
+        ]
+        ratio = total / floor_seconds
+        report(
+            f"AIM end to end, {r['kind']} queue: {verdict(ratio <= TARGET)} (target <= {TARGET}x floor)", rows
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
