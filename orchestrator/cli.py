@@ -311,6 +311,11 @@ def cmd_db(args, settings) -> int:
     if args.db_command == "script":
         sys.stdout.write(migrate.script(args.engine, args.from_revision, args.to_revision, args.downgrade_to))
         return 0
+    if args.db_command == "agent-script":
+        from orchestrator.scheduler import fallback
+
+        sys.stdout.write(fallback.script(args.engine, args.database, args.owner))
+        return 0
     from alembic.util.exc import CommandError
 
     db = database(settings)
@@ -493,6 +498,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="REV",
         help="print the downgrade to REV instead (base: everything), from head or --from",
     )
+    agent = db_sub.add_parser(
+        "agent-script",
+        parents=[common],
+        help="print the fallback scheduler's script (SQL Server Agent jobs / pg_cron) from the job registry",
+    )
+    agent.add_argument("--engine", choices=("mssql", "postgresql"), required=True)
+    agent.add_argument("--database", default=None, help="the FLP database's name (default FLP / flp)")
+    agent.add_argument("--owner", default="sa", help="SQL Server Agent jobs' owner login (default sa)")
 
     seed = sub.add_parser("seed", parents=[common], help="load a deterministic synthetic population")
     seed.add_argument("--patients", type=positive_int, default=2000)

@@ -28,6 +28,7 @@ FAILURES_IN_A_ROW_WARNING = 3  # failed runs in a row that earn a job a warning 
 STALE_INTERVALS = 2  # no success within this many timetable intervals earns a warning mark
 WINDOW_HOURS = 24  # runs and failures are counted over this many hours
 RUNS_LIMIT = 20  # runs shown by --job unless --limit says otherwise
+MISSED_LOOKBACK_RUNS = 200  # recent runs of a job looked through for missed slots
 MESSAGE_CHARS = 60  # a message is cut to this many characters in the tables
 MARK = "!"  # the warning mark (ASCII: any terminal shows it)
 JOB_NAME = re.compile(r"^[a-z0-9_]+$")
@@ -150,7 +151,32 @@ def _warnings(job: dict[str, Any], now: datetime, interval_seconds: int | None) 
                     "message": f"{what} (expected within {span(limit)}: {job['timetable']})",
                 }
             )
+    if job.get("missed_24h"):
+        found.append(
+            {
+                "code": "missed_slots",
+                "message": f"{job['missed_24h']} slot(s) missed in the last {WINDOW_HOURS} hours "
+                "(no scheduler ran them within the grace period)",
+            }
+        )
     return found
+
+
+def _missed(db, conn, name: str, now: datetime) -> int:
+    """Missed-slot rows of the job in the window (Monitor.job_runs: its recent runs)."""
+    recent = db.rows(conn, "Monitor.job_runs", {"JobName": name, "Limit": MISSED_LOOKBACK_RUNS})
+    return sum(
+        1
+        for row in recent
+        if row["status"] == "missed" and (_seconds(now, _utc(row["startedutc"])) or 0) <= WINDOW_HOURS * 3600
+    )
+
+
+def _next_run(name: str, now: datetime) -> str | None:
+    from orchestrator.scheduler.timetable import next_slot
+
+    registered = JOBS.get(name)
+    return _iso(next_slot(registered.timetable, now)) if registered else None
 
 
 def _utc_from_iso(iso: str | None) -> datetime | None:
@@ -173,6 +199,8 @@ def overview(db) -> dict[str, Any]:
         last = db.rows(conn, "Monitor.job_last_runs", {"WindowHours": WINDOW_HOURS})
         beats = db.rows(conn, "Monitor.heartbeats")
         now = _utc((last or beats)[0]["nowutc"]) if (last or beats) else datetime.now(UTC)  # nothing to age
+        by_name = {row["jobname"]: row for row in last}
+        missed = {name: _missed(db, conn, name, now) for name in JOBS if name in by_name}
     by_name = {row["jobname"]: row for row in last}
     names = list(JOBS) + sorted(name for name in by_name if name not in JOBS)
     jobs = []
@@ -189,6 +217,9 @@ def overview(db) -> dict[str, Any]:
             "runs_24h": int(row["runsinwindow"]) if row else 0,
             "failures_24h": int(row["failuresinwindow"]) if row else 0,
             "consecutive_failures": int(row["consecutivefailures"]) if row else 0,
+            "missed_24h": missed.get(name, 0),
+            "next_run_utc": _next_run(name, now),
+            "next_run_local": _local_iso(_utc_from_iso(_next_run(name, now))),
         }
         job["warnings"] = _warnings(job, now, job["interval_seconds"])
         jobs.append(job)
@@ -292,13 +323,15 @@ def _render_overview(data: dict[str, Any], console) -> None:
         "failed",
         "in a row",
         "message",
+        "next run",
         right=("age", "duration", "rows", "runs", "failed", "in a row"),
     )
     for job in data["jobs"]:
         mark = f"[bold red]{MARK}[/]" if job["warnings"] else ""
         run = job["last_run"]
         if run is None:
-            table.add_row(mark, job["job"], "", "", "", "never run", "", "", "0", "0", "0", "")
+            nxt = local_time(job["next_run_utc"]) if job["next_run_utc"] else ""
+            table.add_row(mark, job["job"], "", "", "", "never run", "", "", "0", "0", "0", "", nxt)
             continue
         table.add_row(
             mark,
@@ -313,6 +346,7 @@ def _render_overview(data: dict[str, Any], console) -> None:
             str(job["failures_24h"]),
             str(job["consecutive_failures"]),
             escape(cut(run["message"])),
+            local_time(job["next_run_utc"]) if job["next_run_utc"] else "",
         )
     console.print(table)
     for job in data["jobs"]:

@@ -279,7 +279,7 @@ def test_status_json_is_pure_json_with_stable_keys(history, capsys):
     cleanup = next(j for j in data["jobs"] if j["job"] == "log_cleanup")
     assert set(cleanup) == {
         "job", "in_registry", "timetable", "interval_seconds", "last_run", "last_succeeded_utc", "runs_24h",
-        "failures_24h", "consecutive_failures", "warnings",
+        "failures_24h", "consecutive_failures", "warnings", "missed_24h", "next_run_utc", "next_run_local",
     }  # fmt: skip
     assert (cleanup["runs_24h"], cleanup["failures_24h"], cleanup["consecutive_failures"]) == (2, 2, 3)
     assert [w["code"] for w in cleanup["warnings"]] == ["failures_in_a_row", "no_recent_success"]

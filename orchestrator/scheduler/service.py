@@ -58,6 +58,23 @@ RUN_RETRY_ATTEMPTS = 4
 RUN_RETRY_MAX = 30.0
 
 
+class _OneLinePoolErrors(logging.Filter):
+    """SQLAlchemy's pool logs a dead connection it could not reset (after a database restart) as an
+    ERROR with a traceback; the service says it in one line, at WARNING: it is expected and handled."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("sqlalchemy.pool") and record.exc_info and record.exc_info[1] is not None:
+            record.msg = f"{record.getMessage()}: {_one_line(record.exc_info[1])}"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+POOL_FILTER = _OneLinePoolErrors()
+
+
 class SystemClock:
     """The wall clock, in UTC. Tests of time pass their own (timetable.Planner takes any)."""
 
@@ -288,6 +305,9 @@ class Orchestrator:
     def run_forever(self, before_start: Callable[[], object] | None = None) -> None:
         """Wait for the database, run ``before_start`` (the schema check), then run the
         timetable until SIGTERM or Ctrl-C (KeyboardInterrupt after a clean stop)."""
+        # The pool logs from child loggers (a filter on "sqlalchemy.pool" misses them): filter the handlers.
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(POOL_FILTER)
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
