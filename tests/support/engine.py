@@ -51,3 +51,73 @@ def run(db, job: Job, execute_: bool = True):
     result = run_job(db, job, triggered_by="test", execute=execute_)
     assert result.error is None, result.error
     return result
+
+
+def db_now(db):
+    """The database's clock, UTC: every time a test writes is relative to it."""
+    return scalar(db, "SELECT date_trunc('milliseconds', clock_timestamp() AT TIME ZONE 'UTC')::timestamp(3)")
+
+
+def add_diagnosis(db, patient: int, code: str, diagnosed, ended=None, system: str | None = None) -> int:
+    system = system or ("SKS" if code.startswith("D") else "ICPC2")
+    return scalar(
+        db,
+        "INSERT INTO PLSP.Diagnose (PatientId, Code, CodeSystem, DiagnosedDate, EndedDate) "
+        "VALUES (?, ?, ?, ?, ?) RETURNING DiagnoseId",
+        (patient, code, system, diagnosed, ended),
+    )
+
+
+def add_medication(db, patient: int, atc: str, start, end=None) -> int:
+    return scalar(
+        db,
+        "INSERT INTO PLSP.Medicin (PatientId, AtcCode, StartDate, EndDate) VALUES (?, ?, ?, ?) "
+        "RETURNING MedicinId",
+        (patient, atc, start, end),
+    )
+
+
+def add_value(db, patient: int, code: str, value, measured, comparator=None) -> int:
+    """A value as ConvertPatientValues leaves it (status 1)."""
+    return scalar(
+        db,
+        "INSERT INTO PLSP.Patientvaerdier (PatientId, Code, RawValue, ValueNumeric, Comparator, MeasuredUtc, "
+        "ConversionStatus, ConversionAttempts) VALUES (?, ?, ?, ?, ?, ?, 1, 1) RETURNING PatientvaerdiId",
+        (patient, code, str(value), value, comparator, measured),
+    )
+
+
+def add_property(db, patient: int, code: str, valid_from, valid_to=None) -> int:
+    return scalar(
+        db,
+        "INSERT INTO PLSP.Egenskaber (PatientId, Code, ValidFromUtc, ValidToUtc) VALUES (?, ?, ?, ?) "
+        "RETURNING EgenskabId",
+        (patient, code, valid_from, valid_to),
+    )
+
+
+def add_service(db, patient: int, code: str, day) -> int:
+    return scalar(
+        db,
+        "INSERT INTO PLSP.Ydelser (PatientId, KlinikId, ServiceCode, ServiceDate) "
+        "SELECT ?, KlinikId, ?, ? FROM PLSP.Patient WHERE PatientId = ? RETURNING YdelseId",
+        (patient, code, day, patient),
+    )
+
+
+def inclusion(db, patient: int | None = None) -> dict:
+    """(PatientId, ForloebCode) -> (IsIncluded, Reason, Evidence)."""
+    rows = fetch_all(
+        db,
+        "SELECT PatientId, ForloebCode, IsIncluded, Reason, Evidence FROM PLSP.PatientInkluderet "
+        "WHERE PatientId = coalesce(?, PatientId)",
+        (patient,),
+    )
+    return {(r[0], r[1]): (r[2], r[3], r[4]) for r in rows}
+
+
+def settle_relevant_changes(db) -> None:
+    """The migration's own Relevant rows count as applied: a test starts from a quiet change log."""
+    execute(
+        db, "UPDATE PLSP.RelevantChange SET AppliedUtc = '2000-01-01', Patients = 0 WHERE AppliedUtc IS NULL"
+    )

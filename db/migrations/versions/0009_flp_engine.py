@@ -24,6 +24,11 @@ PROCEDURES: list[tuple[str, int]] = [
     ("convert_values", 1),
     ("convert_invalid_values_batch", 1),
     ("convert_invalid_values", 1),
+    ("off_hours_check", 1),
+    ("relevant_changes_mark", 1),
+    ("inclusion_recompute", 1),
+    ("check_inclusion_batch", 1),
+    ("check_inclusion", 1),
 ]
 
 # The rules as data: the defaults of docs/engine.md (our reading of domain.md),

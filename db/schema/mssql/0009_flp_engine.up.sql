@@ -102,7 +102,8 @@ CREATE TABLE PLSP.RelevantChange (
     EffectiveUtc datetime2(3) NOT NULL,
     RecordedUtc datetime2(3) NOT NULL CONSTRAINT DF_RelevantChange_RecordedUtc DEFAULT (SYSUTCDATETIME()),
     AppliedUtc datetime2(3) NULL,
-    Patients int NULL,
+    Patients int NULL,                   -- patients with the code, counted when the change fell due
+    NextPatientId bigint NULL,           -- marking goes in PatientId order, a batch at a time
     Forced bit NOT NULL CONSTRAINT DF_RelevantChange_Forced DEFAULT (0),
     CONSTRAINT PK_RelevantChange PRIMARY KEY CLUSTERED (ChangeId)
 );
@@ -114,6 +115,7 @@ CREATE TABLE PLSP.InclusionSweep (
     SweepId bigint IDENTITY (1, 1) NOT NULL,
     RequestedUtc datetime2(3) NOT NULL CONSTRAINT DF_InclusionSweep_RequestedUtc DEFAULT (SYSUTCDATETIME()),
     NextPatientId bigint NOT NULL CONSTRAINT DF_InclusionSweep_NextPatientId DEFAULT (0),
+    Patients bigint NOT NULL CONSTRAINT DF_InclusionSweep_Patients DEFAULT (0),  -- the population when requested
     FinishedUtc datetime2(3) NULL,
     Forced bit NOT NULL CONSTRAINT DF_InclusionSweep_Forced DEFAULT (0),
     CONSTRAINT PK_InclusionSweep PRIMARY KEY CLUSTERED (SweepId)

@@ -1,0 +1,39 @@
+-- Job.check_inclusion, version 1.
+-- CheckPatientInkluded, every minute: applies due Relevant-list changes, then
+-- re-evaluates the inclusion of the due patients of the dirty list only, under a budget.
+-- Each batch is one call of Job.check_inclusion_batch, one short transaction, on the
+-- shared batch engine Job.run_batched (lock, settings, health gate, adaptive
+-- batch size, sleep, time limit, dry run, Ops.JobRun / Ops.JobRunBatch rows).
+-- The parameters are the standard job parameters; Job.run_batched checks them
+-- and names the one it refuses. docs/engine.md describes the rules.
+--
+-- Differences from the PostgreSQL twin: none in behaviour. (PostgreSQL's is a
+-- plain procedure CALLed on an autocommit connection, because its engine
+-- COMMITs after every batch.)
+CREATE OR ALTER PROCEDURE Job.check_inclusion
+    @Execute char(1) = 'Y',
+    @TimeLimitSeconds int = NULL,
+    @TriggeredBy varchar(20) = 'manual',
+    @Host nvarchar(129) = NULL,
+    @JobRunId bigint = NULL OUTPUT,
+    @Result varchar(20) = NULL OUTPUT,
+    @RowsAffected bigint = NULL OUTPUT
+AS
+BEGIN
+    SET NOCOUNT, XACT_ABORT ON;
+    SET IMPLICIT_TRANSACTIONS OFF;  -- a caller's ON would leave the first read's transaction open
+    SET DEADLOCK_PRIORITY LOW;
+
+    ----------------------------------------------------------------------------
+    -- Do the work (parameters are checked by Job.run_batched)
+    ----------------------------------------------------------------------------
+    EXEC Job.run_batched
+        @JobName = 'check_inclusion',
+        @Execute = @Execute,
+        @TimeLimitSeconds = @TimeLimitSeconds,
+        @TriggeredBy = @TriggeredBy,
+        @Host = @Host,
+        @JobRunId = @JobRunId OUTPUT,
+        @Result = @Result OUTPUT,
+        @RowsAffected = @RowsAffected OUTPUT;
+END;
