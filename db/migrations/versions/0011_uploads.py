@@ -1,0 +1,23 @@
+"""UploadData: validated uploads per LPS, content hashes, sync checkpoints, throttled bulk jobs and upload statistics (issue 11).
+
+Revision ID: 0011
+Revises: 0010
+"""
+
+from orchestrator.db.migration_ops import downgrade_procedures, upgrade_procedures
+
+revision = "0011"
+down_revision = "0010"
+branch_labels = None
+depends_on = None
+
+# (procedure file name, version) applied by this migration, in order.
+PROCEDURES: list[tuple[str, int]] = []
+
+
+def upgrade() -> None:
+    upgrade_procedures(PROCEDURES)
+
+
+def downgrade() -> None:
+    downgrade_procedures(PROCEDURES)
