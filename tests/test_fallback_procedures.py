@@ -129,6 +129,7 @@ def test_the_fallback_gate_runs_a_daily_job_only_in_its_local_quarter_hour(db):
         ({}, "p_EverySeconds"),
         ({"EverySeconds": 60, "DailyAt": "01:00"}, "p_EverySeconds"),
         ({"EverySeconds": 7}, "p_EverySeconds"),
+        ({"EverySeconds": 0}, "p_EverySeconds"),
         ({"DailyAt": "24:00"}, "p_DailyAt"),
         ({"EverySeconds": 60, "HeartbeatSeconds": -1}, "p_HeartbeatSeconds"),
     ],

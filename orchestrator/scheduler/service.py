@@ -29,7 +29,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import signal
@@ -41,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from orchestrator import config
 from orchestrator.db.connection import Database
 from orchestrator.jobs import JOBS, Job
-from orchestrator.runner import JobResult, run_job
+from orchestrator.runner import run_job
 from orchestrator.scheduler.timetable import Planner, last_slot, local, next_slot
 
 log = logging.getLogger(__name__)
@@ -86,15 +85,6 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
 
 
-def runner_of(job: Job) -> Callable[..., JobResult]:
-    """The callable that runs ``job``: its own Python runner ("module:function") or ``run_job``."""
-    spec = getattr(job, "runner", None)
-    if not spec:
-        return run_job
-    module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 class Orchestrator:
     def __init__(
         self,
@@ -118,6 +108,7 @@ class Orchestrator:
         self._running: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
         self._connect_errors: tuple[type[BaseException], ...] | None = None
+        self._beater: threading.Thread | None = None
 
     # -- database errors that are worth a retry ------------------------------------------
 
@@ -202,9 +193,9 @@ class Orchestrator:
                     self._record_missed(job, slot, age)
                     return
             self._clear_stop(job)
-            self._retrying("run", job.name)(
-                runner_of(job), self.db, job, triggered_by="orchestrator", host=self.host
-            )
+            # run_job dispatches a job with a Python runner (jobs.Job.runner) itself.
+            retrying = self._retrying("run", job.name)
+            retrying(run_job, self.db, job, triggered_by="orchestrator", host=self.host)
             self._clear_stop(job)
         except Exception as exc:  # a lost database must not end the thread's caller, nor the loop
             log.error("job could not be run", extra={"job": job.name, "error": _one_line(exc)})
@@ -245,6 +236,14 @@ class Orchestrator:
         except Exception as exc:
             # One line; the next beat tries again.
             log.warning("heartbeat failed", extra={"error": _one_line(exc)})
+
+    def beat_in_background(self) -> None:
+        """A beat off the loop, so a database that hangs on connect never delays a job's start."""
+        if self._beater is not None and self._beater.is_alive():
+            log.warning("heartbeat still waiting for the database; this beat skipped")
+            return
+        self._beater = threading.Thread(target=self.beat, name="heartbeat", daemon=True)
+        self._beater.start()
 
     def wait_for_database(self) -> bool:
         """Connect once, retrying with exponential backoff and jitter until the database answers
@@ -336,7 +335,7 @@ class Orchestrator:
             for job, slot in planner.due(now):
                 self.start_job(job, slot)
             if now >= next_beat:
-                self.beat()
+                self.beat_in_background()
                 next_beat = now + timedelta(seconds=self.heartbeat_seconds)
             wait = min(planner.seconds_to_next(now), (next_beat - now).total_seconds(), POLL_INTERVAL)
             self.stopping.wait(max(wait, 0.01))

@@ -50,7 +50,7 @@ BEGIN
         SET @Errors += CONCAT(N'The value for the parameter @JobName is not supported: there is no job procedure Job.', @JobName, N'. ');
     IF (@EverySeconds IS NULL AND @DailyAt IS NULL) OR (@EverySeconds IS NOT NULL AND @DailyAt IS NOT NULL)
         SET @Errors += N'The value for the parameter @EverySeconds is not supported: give either @EverySeconds or @DailyAt. ';
-    IF @EverySeconds <= 0 OR @EverySeconds > 86400 OR 86400 % @EverySeconds <> 0
+    IF @EverySeconds <= 0 OR @EverySeconds > 86400 OR 86400 % NULLIF(@EverySeconds, 0) <> 0
         SET @Errors += N'The value for the parameter @EverySeconds is not supported: give 1 to 86400 seconds dividing a day. ';
     IF @DailyAt NOT LIKE '[0-2][0-9]:[0-5][0-9]' OR LEFT(@DailyAt, 2) > '23'
         SET @Errors += N'The value for the parameter @DailyAt is not supported: give HH:MM, Danish time. ';

@@ -52,7 +52,7 @@ BEGIN
         WHERE s.Name = 'FallbackAfterSeconds' AND s.JobName IN (@JobName, '*')
         ORDER BY CASE WHEN s.JobName = '*' THEN 1 ELSE 0 END;
         IF @Setting IS NULL OR @Setting = N'' OR @Setting LIKE N'%[^0-9]%' OR LEN(@Setting) > 5
-            OR CAST(@Setting AS int) NOT BETWEEN 1 AND 86400
+            OR TRY_CAST(@Setting AS int) NOT BETWEEN 1 AND 86400
             SET @Errors += N'Setting FallbackAfterSeconds (Ops.Setting) must be a whole number of seconds from 1 to 86400. ';
         ELSE
             SET @Threshold = CAST(@Setting AS int);

@@ -54,7 +54,7 @@ BEGIN
     IF (p_EverySeconds IS NULL) = (p_DailyAt IS NULL) THEN
         v_Errors := v_Errors || 'The value for the parameter p_EverySeconds is not supported: give either p_EverySeconds or p_DailyAt. ';
     END IF;
-    IF p_EverySeconds <= 0 OR p_EverySeconds > 86400 OR 86400 % p_EverySeconds <> 0 THEN
+    IF p_EverySeconds <= 0 OR p_EverySeconds > 86400 OR 86400 % nullif(p_EverySeconds, 0) <> 0 THEN
         v_Errors := v_Errors || 'The value for the parameter p_EverySeconds is not supported: give 1 to 86400 seconds dividing a day. ';
     END IF;
     IF p_DailyAt !~ '^([01][0-9]|2[0-3]):[0-5][0-9]$' THEN

@@ -58,7 +58,7 @@ BEGIN
         WHERE s.Name = 'FallbackAfterSeconds' AND s.JobName IN (p_JobName, '*')
         ORDER BY CASE WHEN s.JobName = '*' THEN 1 ELSE 0 END
         LIMIT 1;
-        IF v_Setting IS NULL OR v_Setting !~ '^[0-9]{1,5}$' OR v_Setting::integer NOT BETWEEN 1 AND 86400 THEN
+        IF v_Setting IS NULL OR NOT (CASE WHEN v_Setting ~ '^[0-9]{1,5}$' THEN v_Setting::integer BETWEEN 1 AND 86400 ELSE false END) THEN
             v_Errors := v_Errors || 'Setting FallbackAfterSeconds (Ops.Setting) must be a whole number of seconds from 1 to 86400. ';
         ELSE
             v_HeartbeatSeconds := v_Setting::integer;
