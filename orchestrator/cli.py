@@ -453,6 +453,13 @@ def cmd_aim(args, settings) -> int:
     return 0
 
 
+def cmd_serve(args, settings) -> int:
+    from orchestrator.http.server import serve
+
+    runtime_database(settings)  # reachable and at this code's revision, before listening
+    return serve(settings)
+
+
 def cmd_demo(args, settings) -> int:
     from orchestrator.dev import demo
 
@@ -548,6 +555,8 @@ def build_parser() -> argparse.ArgumentParser:
     aim_status = aim_sub.add_parser("status", parents=[common], help="rows pending, queued, delivered, dead")
     aim_status.add_argument("--json", action="store_true", help="the counts as JSON on stdout")
 
+    sub.add_parser("serve", parents=[common], help="the HTTP service (uploads), docs/http.md")
+
     demo = sub.add_parser("demo", parents=[common], help="embedded engines, seed, every job once, summary")
     demo.add_argument("--patients", type=positive_int, default=2000)
     demo.add_argument("--seed", type=non_negative_int, default=1)
@@ -564,9 +573,10 @@ COMMANDS = {
     "status": cmd_status,
     "aim": cmd_aim,
     "demo": cmd_demo,
+    "serve": cmd_serve,
 }
 # The service logs what it does; a person at a terminal wants only what went wrong.
-DEFAULT_LOG_LEVELS = {"orchestrator": "INFO"}
+DEFAULT_LOG_LEVELS = {"orchestrator": "INFO", "serve": "INFO"}
 
 
 def _one_line(exc: BaseException) -> str:

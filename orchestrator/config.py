@@ -47,6 +47,15 @@ class Settings:
     log_level: str | None = None  # None: WARNING for interactive commands, INFO for the orchestrator
     log_format: str = "keyvalue"  # or json
     host_name: str | None = None  # written to Ops.JobRun; default: this machine's name
+    # flp serve (docs/http.md); checked by orchestrator.http.settings when the service starts.
+    http_listen: str | None = None  # host:port, default 127.0.0.1:8080
+    auth_public_key_file: str | None = None  # PEM public key that signs the bearer tokens
+    auth_jwks_file: str | None = None  # or a JWKS file (several keys, by kid)
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    auth_leeway_seconds: str | None = None  # clock skew allowed on exp/nbf/iat, default 30
+    tls_cert_file: str | None = None  # serve HTTPS directly (else behind a reverse proxy)
+    tls_key_file: str | None = None
 
     @property
     def host(self) -> str:
@@ -143,6 +152,18 @@ def host_name(settings: Settings | None = None) -> str:
     return (settings or load()).host
 
 
+HTTP_SETTINGS = (
+    "http_listen",
+    "auth_public_key_file",
+    "auth_jwks_file",
+    "auth_issuer",
+    "auth_audience",
+    "auth_leeway_seconds",
+    "tls_cert_file",
+    "tls_key_file",
+)
+
+
 def load(environ: dict[str, str] | None = None) -> Settings:
     """Read and validate the settings; raise ConfigError naming the bad one."""
     env = os.environ if environ is None else environ
@@ -205,4 +226,5 @@ def load(environ: dict[str, str] | None = None) -> Settings:
         log_level=log_level,
         log_format=log_format,
         host_name=raw.get("host_name"),
+        **{name: raw.get(name) for name in HTTP_SETTINGS},
     )

@@ -1,0 +1,48 @@
+"""The ASGI app factory: ``create_app(http_settings, database)``."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from orchestrator.db.connection import Database
+from orchestrator.http import problems, uploads
+from orchestrator.http.auth import Verifier
+from orchestrator.http.settings import HttpSettings
+
+TITLE = "FLP service"
+VERSION = "1.0.0"
+
+
+def create_app(settings: HttpSettings | None, db: Database | None) -> FastAPI:
+    """The service: uploads now; the app's, DDS's and the operations endpoints as they land."""
+    app = FastAPI(
+        title=TITLE,
+        version=VERSION,
+        description="UploadData for the LPS (docs/http.md). Every request carries a bearer token (JWT).",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.verifier = Verifier(settings) if settings is not None else None  # None: the OpenAPI dump
+    app.state.db = db
+    problems.install(app)
+    app.include_router(uploads.router)
+
+    @app.get("/health", tags=["health"], summary="The service answers (no token needed)")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def openapi_text() -> str:
+    """The OpenAPI document as committed in docs/openapi.json (``python -m orchestrator.http.app``)."""
+    import json
+
+    return json.dumps(create_app(None, None).openapi(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.stdout.write(openapi_text())

@@ -1,0 +1,104 @@
+"""UploadData over HTTP: an LPS uploads patient documents for its own clinic (docs/http.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Path, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.http import store
+from orchestrator.http.auth import Principal, require
+from orchestrator.http.problems import FieldError, responses
+
+router = APIRouter(prefix="/v1", tags=["uploads"])
+
+Code = Annotated[str, Field(min_length=1, max_length=20)]
+Day = Annotated[str, Field(max_length=10, description="YYYY-MM-DD", examples=["2024-05-01"])]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class Value(Strict):
+    code: Code = Field(description="analysis code (NPU, DNK, MCS), e.g. NPU27300")
+    value: str | None = Field(
+        None, max_length=100, description="the raw text as entered: '7,5', '<5', '53 mmol/mol'"
+    )
+    unit: str | None = Field(None, max_length=20)
+    time: str = Field(max_length=40, description="'2018-08-24', '24-08-2018' or '20180824121545+0200'")
+
+
+class Diagnosis(Strict):
+    codeSystem: str = Field(max_length=10, description="ICPC2 or SKS")
+    code: Annotated[str, Field(min_length=1, max_length=10)]
+    diagnosedDate: Day
+    endedDate: Day | None = None
+
+
+class Medication(Strict):
+    atcCode: Annotated[str, Field(min_length=1, max_length=10)]
+    drugName: str | None = Field(None, max_length=200)
+    startDate: Day
+    endDate: Day | None = None
+
+
+class Service(Strict):
+    serviceCode: Annotated[str, Field(min_length=1, max_length=4)]
+    serviceDate: Day
+
+
+class Property(Strict):
+    code: Code
+    value: str | None = Field(None, max_length=100)
+    validFrom: Day
+    validTo: Day | None = None
+
+
+class PatientDocument(Strict):
+    cpr: str = Field(max_length=10, description="ten digits, no hyphen (personal data: never logged)")
+    givenName: str | None = Field(None, max_length=100)
+    familyName: str | None = Field(None, max_length=100)
+    values: list[Value] = Field(default_factory=list, max_length=5000)
+    diagnoses: list[Diagnosis] = Field(default_factory=list, max_length=1000)
+    medication: list[Medication] = Field(default_factory=list, max_length=1000)
+    services: list[Service] = Field(default_factory=list, max_length=5000)
+    properties: list[Property] = Field(default_factory=list, max_length=100)
+
+
+class UploadBatch(Strict):
+    patients: list[PatientDocument] = Field(min_length=1, max_length=1000)
+
+
+class UploadResult(BaseModel):
+    uploadId: int | None = None
+    result: str = Field(description="accepted, partly_accepted or rejected")
+    documents: int
+    rejectedDocuments: int
+    inserted: int
+    updated: int
+    unchanged: int = Field(description="rows already held with the same content: not written")
+    rejected: int = Field(description="rows of rejected documents")
+    errors: list[FieldError]
+
+
+@router.post(
+    "/clinics/{sor}/uploads",
+    response_model=UploadResult,
+    summary="Upload patient documents (one, or a batch) for the caller's clinic",
+    responses=responses(400, 401, 403, 413, 422, 429, 503),
+)
+def post_upload(
+    request: Request,
+    sor: Annotated[
+        str, Path(pattern=r"^[0-9]{1,20}$", description="the clinic's SOR code (the token's sor)")
+    ],
+    body: Annotated[UploadBatch | PatientDocument, Body()],
+    principal: Annotated[Principal, Depends(require("lps"))],
+) -> UploadResult:
+    principal.ensure_clinic(sor)
+    batch = body if isinstance(body, UploadBatch) else UploadBatch(patients=[body])
+    document = batch.model_dump(mode="json")
+    out = store.upload(request.app.state.db, sor, principal.ydernummer or "", document)
+    return UploadResult(**out)
