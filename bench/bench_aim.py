@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -195,6 +196,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=2)
     args = parser.parse_args()
     kinds = [k for k in args.queues.split(",") if k]
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # servers are stopped in the finally blocks
 
     rabbit = rabbitmq.RabbitServer().start() if "rabbitmq" in kinds else None
     mongo_server = mongo.MongoServer().start()

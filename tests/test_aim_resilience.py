@@ -337,3 +337,34 @@ def test_a_failing_message_on_rabbitmq_is_dead_lettered_after_max_attempts(
     check.close()
     assert json.loads(body) == {"ids": ids} and "failed 3 times" in reason and "RecentValueDays" in reason
     assert status_counts(db) == {0: 5}
+
+
+def test_database_connections_killed_while_consuming_lose_nothing(db, mongo_server, collection):
+    """pg_terminate_backend on the consumer's sessions, again and again: it reconnects, nothing is lost."""
+    ids = seed_with_pending(db, patients=100, pending=1000)
+    set_setting(db, "aim_import", "MessageSize", "10")
+    queue = DatabaseQueue(db, QUEUE_NAME, visibility_seconds=3)
+    run_import(db, queue, triggered_by="test")
+    queue.close()
+    store = DocumentStore(mongo_server.url, "flp_aim", collection.name)
+    consumer = Consumer(
+        db, lambda: DatabaseQueue(db, QUEUE_NAME, visibility_seconds=3), store, max_attempts=50
+    )
+    thread, errors = run_in_thread(consumer)
+    kill = (
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    killed = 0
+    try:
+        for _ in range(6):
+            time.sleep(0.7)
+            killed += scalar(db, kill)
+        assert wait_until(lambda: status_counts(db).get(2, 0) == len(ids), 180), status_counts(db)
+    finally:
+        consumer.stop.set()
+        thread.join(timeout=60)
+        store.close()
+    assert not errors, errors
+    assert killed >= 6 and consumer.stats.outages > 0
+    assert_delivered_exactly_once(db, collection, ids)

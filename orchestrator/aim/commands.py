@@ -28,7 +28,7 @@ def queue_for(db, settings, aim=None) -> Queue:
         settings.queue_url,
         database=db,
         visibility_seconds=aim.queue_visibility_seconds,
-        prefetch=1,
+        prefetch=2,  # one message in hand, one read ahead
     )
 
 

@@ -27,6 +27,7 @@ never a CPR number (and ``clean_reason`` masks any that slipped in).
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import logging
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 
 MAX_IDS = 4999  # Job.aim_documents / aim_mark_delivered accept at most this many
 RECEIVE_WAIT = 1.0  # seconds a receive waits for a message
+LOOK_AHEAD_WAIT = 0.05  # seconds to wait for the next message while one is in hand
 
 
 class BadMessage(ValueError):
@@ -155,56 +157,119 @@ class Consumer:
         return self.stats
 
 
-class _Worker:
-    def __init__(self, consumer: Consumer) -> None:
-        self.c = consumer
-        self.stats = consumer.stats
+class _Connection:
+    """One autocommit DBAPI connection, opened on first use and again after it was closed."""
+
+    def __init__(self, db) -> None:
+        self.db = db
         self._raw = None
 
-    def _conn(self):
+    def get(self):
         if self._raw is None:
-            self._raw = self.c.db.engine.raw_connection()
+            self._raw = self.db.engine.raw_connection()
             self._raw.driver_connection.autocommit = True
         return self._raw.driver_connection
 
-    def _drop_conn(self) -> None:
+    def close(self) -> None:
         if self._raw is not None:
             with contextlib.suppress(Exception):
                 self._raw.close()
             self._raw = None
 
+
+class _Worker:
+    def __init__(self, consumer: Consumer) -> None:
+        self.c = consumer
+        self.stats = consumer.stats
+        self._own = _Connection(consumer.db)  # this thread's: marks, and reads on a retry
+        self._fetch_conn = _Connection(consumer.db)  # the look-ahead thread's
+
+    def _conn(self):
+        return self._own.get()
+
+    def _drop_conn(self) -> None:
+        self._own.close()
+
+    def _receive(self, queue: Queue, wait: float) -> Message | None:
+        """The next message, or None; waits out an outage of the database queue's database."""
+        outage = 0
+        while not self.c.stop.is_set():
+            try:
+                return queue.receive(wait_seconds=wait)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                self.stats.add(outages=1)
+                queue.sleep(backoff(outage))
+                outage += 1
+        return None
+
     def loop(self, once: bool) -> None:
+        """Receive and handle messages; while one is written to MongoDB, the next one's
+        documents are already being read (look-ahead: one message, one fetch thread)."""
         queue = self.c.open_queue()
+        fetcher = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="aim-fetch")
         try:
+            current = None
             while not self.c.stop.is_set():
-                message = queue.receive(wait_seconds=RECEIVE_WAIT)
-                if message is None:
-                    if once:
-                        return
+                if current is None:
+                    message = self._receive(queue, RECEIVE_WAIT)
+                    if message is None:
+                        if once:
+                            return
+                        continue
+                    current = self._start(queue, message, fetcher)
                     continue
-                self.handle(queue, message)
+                following = self._receive(queue, LOOK_AHEAD_WAIT)
+                upcoming = self._start(queue, following, fetcher) if following is not None else None
+                self.handle(queue, *current)
+                current = upcoming
         finally:
+            fetcher.shutdown(wait=True)
+            self._fetch_conn.close()
             queue.close()
             self._drop_conn()
 
-    def handle(self, queue: Queue, message: Message) -> None:
+    def _start(self, queue: Queue, message: Message, fetcher) -> tuple | None:
+        """Check the message; start reading its documents. None when it was dealt with at once."""
         self.stats.add(messages=1)
         if message.attempts > self.c.max_attempts:
             self._dead(
                 queue, message, f"delivered {message.attempts} times (MaxAttempts {self.c.max_attempts})"
             )
-            return
+            return None
         try:
             ids = parse_body(message.body)
         except BadMessage as exc:
             self._dead(queue, message, f"not a message of FLP_AIM ids: {exc}")
-            return
+            return None
+        return message, ids, fetcher.submit(self._fetch, self._fetch_conn, ids)
+
+    def _fetch(self, connection: _Connection, ids: list[int]) -> tuple[dict, list[dict]]:
+        """Job.aim_documents for ``ids``: its outputs and the documents, parsed."""
+        started = time.perf_counter()
+        try:
+            out = self.c.db.call(
+                connection.get(),
+                "Job.aim_documents",
+                {"Ids": json.dumps(ids)},
+                ("Documents", "Found", "AlreadyDelivered", "Missing"),
+            )
+        except Exception:
+            connection.close()
+            raise
+        documents = json.loads(out["Documents"] or "[]")
+        self.stats.add(fetch=time.perf_counter() - started)
+        return out, documents
+
+    def handle(self, queue: Queue, message: Message, ids: list[int], fetched=None) -> None:
         outage = 0
         while not self.c.stop.is_set():
             try:
-                self._process(queue, message, ids)
+                self._process(queue, message, ids, fetched)
                 return
             except Exception as exc:
+                fetched = None  # a retry reads the documents again
                 if is_outage(exc):
                     self._drop_conn()
                     pause = backoff(outage)
@@ -225,16 +290,9 @@ class _Worker:
                 self._failed(queue, message, exc)
                 return
 
-    def _process(self, queue: Queue, message: Message, ids: list[int]) -> None:
+    def _process(self, queue: Queue, message: Message, ids: list[int], fetched=None) -> None:
         db, conn = self.c.db, self._conn()
-        t0 = time.perf_counter()
-        out = db.call(
-            conn,
-            "Job.aim_documents",
-            {"Ids": json.dumps(ids)},
-            ("Documents", "Found", "AlreadyDelivered", "Missing"),
-        )
-        documents = json.loads(out["Documents"] or "[]")
+        out, documents = fetched.result() if fetched is not None else self._fetch(self._own, ids)
         t1 = time.perf_counter()
         written = self.c.store.write(documents)
         t2 = time.perf_counter()
@@ -261,7 +319,6 @@ class _Worker:
             already_delivered=int(out["AlreadyDelivered"] or 0),
             missing=len(missing),
             dead_letters=1 if missing else 0,
-            fetch=t1 - t0,
             write=t2 - t1,
             mark=t3 - t2,
             ack=t4 - t3,

@@ -32,6 +32,7 @@ from orchestrator.queue import Message, Queue, QueueCounts, QueueError, backoff,
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 30
+POLL = 0.05  # seconds one wait for a delivery lasts inside receive()
 RECONNECT_FOR = 120.0  # give up (QueueError) after trying this long
 REASON_HEADER = "x-flp-reason"
 CONNECTION_ERRORS = (
@@ -147,16 +148,19 @@ class RabbitQueue(Queue):
             raise QueueError(f"RabbitMQ queue {self.name}: the broker did not confirm: {exc!r}") from exc
 
     def receive(self, wait_seconds: float = 1.0) -> Message | None:
+        deadline = time.monotonic() + max(wait_seconds, 0.0)
+
         def get():
             if self._consumer is None:
-                self._consumer = self._channel.consume(
-                    self.name, auto_ack=False, inactivity_timeout=max(wait_seconds, 0.01)
-                )
+                self._consumer = self._channel.consume(self.name, auto_ack=False, inactivity_timeout=POLL)
             return next(self._consumer)
 
-        method, properties, body = self._with_reconnect(get)
-        if method is None:
-            return None
+        while True:
+            method, properties, body = self._with_reconnect(get)
+            if method is not None:
+                break
+            if time.monotonic() >= deadline:
+                return None
         headers = (properties.headers or {}) if properties else {}
         attempts = int(headers.get("x-delivery-count", 0) or 0) + 1
         return Message(
