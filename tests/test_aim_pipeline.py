@@ -318,3 +318,34 @@ def test_the_registry_runs_the_import_on_the_database_queue_by_default(db, monke
     result = run_job(db, job, triggered_by="test")
     assert (result.result, result.rows) == ("succeeded", 4)
     assert len(queued_ids(db)) == 4
+
+
+def test_outages_are_told_apart_from_bad_messages(db):
+    import psycopg
+    import pymongo.errors
+
+    from orchestrator.aim.consumer import is_outage
+
+    assert is_outage(pymongo.errors.ServerSelectionTimeoutError("no servers"))
+    assert is_outage(pymongo.errors.AutoReconnect("connection reset"))
+    assert is_outage(psycopg.OperationalError("connection refused"))  # no SQLSTATE: never reached the server
+    assert not is_outage(pymongo.errors.DuplicateKeyError("E11000"))
+    assert not is_outage(ValueError("bad"))
+    with db.connect() as conn:
+        try:
+            db.call(conn, "Job.aim_documents", {"Ids": "[0]"})
+        except Exception as exc:  # the procedure refuses the parameter: the message's fault
+            assert not is_outage(exc)
+        else:
+            raise AssertionError("Job.aim_documents accepted id 0")
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            pid = cur.fetchone()[0]
+        with db.connect() as other, other.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        try:
+            db.call(conn, "Job.aim_status", {}, ("Pending",))
+        except Exception as exc:  # the session was terminated: an outage
+            assert is_outage(exc)
+        else:
+            raise AssertionError("a terminated session answered")
