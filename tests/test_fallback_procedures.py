@@ -23,12 +23,14 @@ def claim(db, slot=SLOT, job="session_purge", fallback="N", heartbeat=None, by="
 
 
 def test_a_slot_is_claimed_once(db):
-    assert claim(db) == "claimed"
+    assert claim(db) == "first"  # the job's first claim here: nothing before it was missed
     assert claim(db) == "taken"
     assert claim(db, by="agent") == "taken"
-    assert claim(db, job="archive_aim") == "claimed"
+    assert claim(db, slot=datetime(2026, 12, 1)) == "claimed"
+    assert claim(db, job="archive_aim") == "first"
     assert fetch_all(db, "SELECT JobName, ClaimedBy, Host FROM Ops.JobSlot ORDER BY JobName") == [
         ("archive_aim", "orchestrator", "h1"),
+        ("session_purge", "orchestrator", "h1"),
         ("session_purge", "orchestrator", "h1"),
     ]
 
@@ -38,14 +40,14 @@ def test_a_fallback_claim_stands_down_while_an_orchestrator_beats(db):
     assert claim(db, fallback="Y", by="agent") == "orchestrator_alive"
     assert scalar(db, "SELECT count(*) FROM Ops.JobSlot") == 0
     execute(db, "UPDATE Ops.Heartbeat SET BeatUtc = BeatUtc - INTERVAL '301 seconds'")
-    assert claim(db, fallback="Y", by="agent") == "claimed"  # FallbackAfterSeconds: 300
+    assert claim(db, fallback="Y", by="agent") == "first"  # FallbackAfterSeconds: 300
     execute(db, "UPDATE Ops.Heartbeat SET BeatUtc = now() AT TIME ZONE 'UTC' - INTERVAL '20 seconds'")
     assert claim(db, slot=datetime(2026, 12, 1), fallback="Y", heartbeat=10, by="agent") == "claimed"
 
 
 def test_old_claims_of_the_job_go(db):
-    assert claim(db, slot=datetime(2020, 1, 1)) == "claimed"
-    assert claim(db) == "claimed"
+    assert claim(db, slot=datetime(2020, 1, 1)) == "first"
+    assert claim(db) == "first"  # the 2020 claim went: the job counts as new again
     assert scalar(db, "SELECT count(*) FROM Ops.JobSlot") == 1
 
 

@@ -51,6 +51,13 @@ def test_at_start_a_missed_slot_runs_once_within_its_grace_else_one_missed_row(d
         ),
     }
     first = Orchestrator(db, component="o1", host="h1", jobs=jobs)
+    # Both jobs ran here before (a claim two days ago): this is a restart after downtime.
+    for name in jobs:
+        first._call(
+            "Job.job_slot_claim",
+            {"JobName": name, "SlotUtc": datetime.now(UTC).replace(tzinfo=None) - timedelta(days=2)},
+            ("Result",),
+        )
     first.catch_up(datetime.now(UTC))
     join_all(first)
     runs = fetch_all(db, "SELECT JobName, Status, TriggeredBy, Host FROM Ops.JobRun ORDER BY JobName")
@@ -65,6 +72,15 @@ def test_at_start_a_missed_slot_runs_once_within_its_grace_else_one_missed_row(d
     second.catch_up(datetime.now(UTC))
     join_all(second)
     assert scalar(db, "SELECT count(*) FROM Ops.JobRun") == 2
+
+
+def test_on_a_new_database_an_old_slot_is_neither_run_late_nor_missed(db):
+    job = Job("ops_retention", "Job.ops_retention", "x", Timetable(daily_at=daily_at(180), grace_minutes=60))
+    orchestrator = Orchestrator(db, component="o1", host="h1", jobs={job.name: job})
+    orchestrator.catch_up(datetime.now(UTC))
+    join_all(orchestrator)
+    assert scalar(db, "SELECT count(*) FROM Ops.JobRun") == 0
+    assert scalar(db, "SELECT count(*) FROM Ops.JobSlot") == 1  # from now on its slots count
 
 
 def test_a_failing_job_never_stops_the_loop_and_other_jobs_keep_their_slots(db):

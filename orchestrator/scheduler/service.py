@@ -185,12 +185,15 @@ class Orchestrator:
                     },
                     ("Result",),
                 )["Result"]
-                if claim != "claimed":
+                if claim not in ("claimed", "first"):
                     log.debug("slot taken", extra={"job": job.name, "slot": f"{slot:%H:%M:%S}", "by": claim})
                     return
                 age = (self.clock.now() - slot).total_seconds()
                 if grace_check and age > job.timetable.grace_seconds:
-                    self._record_missed(job, slot, age)
+                    if claim == "first":  # a new database or job: nothing was missed, it just begins
+                        log.info("first slot of the job here; not run late", extra={"job": job.name})
+                    else:
+                        self._record_missed(job, slot, age)
                     return
             self._clear_stop(job)
             # run_job dispatches a job with a Python runner (jobs.Job.runner) itself.

@@ -100,7 +100,7 @@ BEGIN
         @Fallback = 'Y',
         @HeartbeatSeconds = @HeartbeatSeconds,
         @Result = @Claim OUTPUT;
-    IF @Claim <> 'claimed'
+    IF @Claim NOT IN ('claimed', 'first')
     BEGIN
         SET @Due = 'N';
         SET @Reason = @Claim;

@@ -8,6 +8,9 @@
 -- no orchestrator's heartbeat is younger than @HeartbeatSeconds (NULL: the
 -- setting FallbackAfterSeconds); otherwise @Result = 'orchestrator_alive'.
 -- Claims older than seven days of the same job are removed on the way.
+-- @Result = 'first' is a claim too: the job had no claim at all (a new
+-- database, a new job, or one whose claims are all older than seven days), so
+-- a slot missed before it is not recorded as missed.
 --
 -- Differences from the PostgreSQL twin: INSERT ... WHERE NOT EXISTS under
 -- UPDLOCK, HOLDLOCK in one transaction (the twin: ON CONFLICT DO NOTHING).
@@ -29,6 +32,7 @@ BEGIN
     DECLARE @Setting nvarchar(400);
     DECLARE @Threshold int = @HeartbeatSeconds;
     DECLARE @Rows int;
+    DECLARE @First bit;
 
     ----------------------------------------------------------------------------
     -- Check parameters
@@ -84,6 +88,10 @@ BEGIN
         DELETE FROM Ops.JobSlot
         WHERE JobName = @JobName AND SlotUtc < DATEADD(DAY, -7, @NowUtc);
 
+        SET @First = CASE
+            WHEN EXISTS (SELECT 1 FROM Ops.JobSlot WITH (UPDLOCK, HOLDLOCK) WHERE JobName = @JobName) THEN 0
+            ELSE 1
+        END;
         INSERT INTO Ops.JobSlot (JobName, SlotUtc, ClaimedBy, Host, ClaimedUtc)
         SELECT @JobName, @SlotUtc, @ClaimedBy, COALESCE(@Host, N'unknown'), @NowUtc
         WHERE NOT EXISTS (
@@ -99,5 +107,5 @@ BEGIN
         THROW;
     END CATCH;
 
-    SET @Result = CASE WHEN @Rows = 1 THEN 'claimed' ELSE 'taken' END;
+    SET @Result = CASE WHEN @Rows = 0 THEN 'taken' WHEN @First = 1 THEN 'first' ELSE 'claimed' END;
 END;

@@ -94,7 +94,7 @@ BEGIN
     -- Heartbeat and claim
     ----------------------------------------------------------------------------
     CALL Job.job_slot_claim(p_JobName, v_SlotUtc, 'agent', coalesce(p_Host, 'fallback'), 'Y', p_HeartbeatSeconds, v_Claim);
-    IF v_Claim <> 'claimed' THEN
+    IF v_Claim NOT IN ('claimed', 'first') THEN
         p_Due := 'N';
         p_Reason := v_Claim;
         RETURN;

@@ -8,6 +8,9 @@
 -- no orchestrator's heartbeat is younger than p_HeartbeatSeconds (NULL: the
 -- setting FallbackAfterSeconds); otherwise p_Result = 'orchestrator_alive'.
 -- Claims older than seven days of the same job are removed on the way.
+-- p_Result = 'first' is a claim too: the job had no claim at all (a new
+-- database, a new job, or one whose claims are all older than seven days), so
+-- a slot missed before it is not recorded as missed.
 --
 -- PostgreSQL differences from the T-SQL twin, one line each:
 --   * INSERT ... ON CONFLICT DO NOTHING; T-SQL: INSERT ... WHERE NOT EXISTS under UPDLOCK, HOLDLOCK.
@@ -30,6 +33,7 @@ DECLARE
     v_Setting varchar(400);
     v_HeartbeatSeconds integer := p_HeartbeatSeconds;
     v_Rows integer;
+    v_First boolean;
 BEGIN
     ----------------------------------------------------------------------------
     -- Check parameters
@@ -89,11 +93,12 @@ BEGIN
     DELETE FROM Ops.JobSlot
     WHERE JobName = p_JobName AND SlotUtc < v_NowUtc - INTERVAL '7 days';
 
+    v_First := NOT EXISTS (SELECT 1 FROM Ops.JobSlot WHERE JobName = p_JobName);
     INSERT INTO Ops.JobSlot (JobName, SlotUtc, ClaimedBy, Host, ClaimedUtc)
     VALUES (p_JobName, p_SlotUtc, p_ClaimedBy, coalesce(p_Host, 'unknown'), v_NowUtc)
     ON CONFLICT (JobName, SlotUtc) DO NOTHING;
     GET DIAGNOSTICS v_Rows = ROW_COUNT;
 
-    p_Result := CASE WHEN v_Rows = 1 THEN 'claimed' ELSE 'taken' END;
+    p_Result := CASE WHEN v_Rows = 0 THEN 'taken' WHEN v_First THEN 'first' ELSE 'claimed' END;
 END;
 $$;
