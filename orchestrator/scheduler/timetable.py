@@ -11,8 +11,10 @@ repeats makes every naive comparison ambiguous: an interval job waits an extra
 hour, a daily job can run twice or not at all that night. It also reads the wall
 clock itself, so a test cannot move time without patching ``datetime``.
 
-So the orchestrator computes its slots here, in UTC, from ``zoneinfo`` (the
-IANA database), with the clock passed in:
+So the orchestrator keeps ``schedule`` for what it does well (holding the
+jobs, running the due ones once per pass) and computes the slots itself, in
+UTC, from ``zoneinfo`` (the IANA database), with the clock passed in
+(``SlotJob`` below replaces ``schedule``'s next-run arithmetic):
 
 * Interval jobs (every N minutes or seconds): the slots are the multiples of N
   since the Unix epoch, in UTC. Their spacing is N whatever the local clock
@@ -35,6 +37,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
+
+import schedule
 
 from orchestrator.jobs import TIMEZONE, Timetable
 
@@ -98,28 +102,62 @@ def local(moment: datetime) -> datetime:
     return _utc(moment).astimezone(ZONE)
 
 
+class SlotJob(schedule.Job):
+    """A ``schedule`` job whose runs are the registry timetable's UTC slots.
+
+    ``schedule`` keeps the jobs, orders them and runs the due ones
+    (``Scheduler.run_pending``: once per pass, never once per missed slot);
+    this subclass only replaces how the next run is computed and compared, with
+    the clock the Planner is given instead of the host's naive local time.
+    """
+
+    def __init__(self, job, planner: Planner) -> None:
+        super().__init__(interval=1, scheduler=planner.scheduler)
+        self.flp_job = job
+        self.planner = planner
+
+    def _schedule_next_run(self) -> None:  # schedule calls it after do() and after each run
+        self.next_run = next_slot(self.flp_job.timetable, self.planner.now)
+
+    @property
+    def should_run(self) -> bool:
+        return self.planner.now >= self.next_run
+
+    def __repr__(self) -> str:
+        return f"SlotJob({self.flp_job.name}, next {self.next_run:%Y-%m-%d %H:%M} UTC)"
+
+
 class Planner:
     """Which jobs are due, for a clock that is passed in (the service's, or a test's).
 
-    Each job waits for its next slot; when the clock has passed it, the job is
-    due once for the latest slot passed (a loop that was late, or a machine that
-    slept, runs a job once, never once per slot), and its next slot is the first
-    one after now.
+    A ``schedule.Scheduler`` of SlotJobs. Each job waits for its next slot; when
+    the clock has passed it, the job is due once for the latest slot passed (a
+    loop that was late, or a machine that slept, runs a job once, never once per
+    slot), and its next slot is the first one after now.
     """
 
     def __init__(self, jobs, now: datetime) -> None:
-        self.jobs = list(jobs)
-        self.next = {job.name: next_slot(job.timetable, now) for job in self.jobs}
+        self.scheduler = schedule.Scheduler()
+        self.now = _utc(now)
+        self._due: list[tuple[object, datetime]] = []
+        for job in jobs:
+            SlotJob(job, self).do(self._record_due, job)
+
+    @property
+    def next(self) -> dict[str, datetime]:
+        """Each job's next slot, by job name."""
+        return {j.flp_job.name: j.next_run for j in self.scheduler.jobs}
+
+    def _record_due(self, job) -> None:
+        self._due.append((job, last_slot(job.timetable, self.now)))
 
     def due(self, now: datetime) -> list[tuple[object, datetime]]:
-        out = []
-        for job in self.jobs:
-            if self.next[job.name] <= now:
-                out.append((job, last_slot(job.timetable, now)))
-                self.next[job.name] = next_slot(job.timetable, now)
-        return out
+        self.now = _utc(now)
+        self._due = []
+        self.scheduler.run_pending()
+        return self._due
 
     def seconds_to_next(self, now: datetime) -> float:
-        if not self.next:
+        if not self.scheduler.jobs:
             return 3600.0
-        return max(0.0, (min(self.next.values()) - _utc(now)).total_seconds())
+        return max(0.0, (min(j.next_run for j in self.scheduler.jobs) - _utc(now)).total_seconds())
