@@ -377,12 +377,21 @@ def cmd_jobs(args, settings) -> int:
     return 0
 
 
+def _before_start(db) -> None:
+    """Once the database answers: its revision, then the start-up checks (engine,
+    SET options, owner...): a failed one stops the service naming itself."""
+    from orchestrator.db import startup
+
+    check_schema(db)
+    startup.require(db)
+
+
 def cmd_orchestrator(args, settings) -> int:
     from orchestrator.scheduler import Orchestrator
 
     db = database(settings)
     # Waits (with backoff) for the database, checks its revision once, then runs until SIGTERM.
-    Orchestrator(db, host=settings.host).run_forever(before_start=lambda: check_schema(db))
+    Orchestrator(db, host=settings.host).run_forever(before_start=lambda: _before_start(db))
     return 0
 
 
@@ -458,6 +467,13 @@ def cmd_serve(args, settings) -> int:
 
     runtime_database(settings)  # reachable and at this code's revision, before listening
     return serve(settings)
+
+
+def cmd_report(args, settings) -> int:
+    """``flp report daily | send``: the daily operations report (docs/reports.md)."""
+    from reports.cli import command
+
+    return command(args, settings, runtime_database(settings))
 
 
 def cmd_demo(args, settings) -> int:
@@ -557,6 +573,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("serve", parents=[common], help="the HTTP service (uploads), docs/http.md")
 
+    from reports.cli import add_parsers as add_report_parsers
+
+    add_report_parsers(sub, common)
+
     demo = sub.add_parser("demo", parents=[common], help="embedded engines, seed, every job once, summary")
     demo.add_argument("--patients", type=positive_int, default=2000)
     demo.add_argument("--seed", type=non_negative_int, default=1)
@@ -574,6 +594,7 @@ COMMANDS = {
     "aim": cmd_aim,
     "demo": cmd_demo,
     "serve": cmd_serve,
+    "report": cmd_report,
 }
 # The service logs what it does; a person at a terminal wants only what went wrong.
 DEFAULT_LOG_LEVELS = {"orchestrator": "INFO", "serve": "INFO"}
