@@ -114,6 +114,27 @@ JOBS: dict[str, Job] = {
             "empty the PLSP log table except the retention window",
             Timetable(daily_at="01:00"),
         ),
+        # The FLP engine (docs/engine.md): values are converted, then the inclusion
+        # check re-evaluates the patients they (and other changes) marked dirty; its
+        # new FLP_AIM rows are what aim_import publishes next.
+        Job(
+            "convert_values",
+            "Job.convert_values",
+            "convert new patient values to typed values in canonical units (ConvertPatientValues)",
+            Timetable(every_minutes=5),
+        ),
+        Job(
+            "convert_invalid_values",
+            "Job.convert_invalid_values",
+            "retry invalid patient values; give up after MaxAttempts (ConvertInvalidPatientValues)",
+            Timetable(daily_at="03:00"),
+        ),
+        Job(
+            "check_inclusion",
+            "Job.check_inclusion",
+            "re-evaluate the inclusion of dirty patients, apply Relevant changes (CheckPatientInkluded)",
+            Timetable(every_minutes=1),
+        ),
         Job(
             "aim_import",
             "Job.aim_import_claim",
@@ -126,6 +147,14 @@ JOBS: dict[str, Job] = {
             "Job.ops_retention",
             "remove Ops job runs, batch rows and heartbeats older than their settings",
             Timetable(daily_at="02:30"),
+        ),
+        # Drift e-mails (docs/reports.md): the day's statistics by mail, through the outbox.
+        Job(
+            "daily_report",
+            "Monitor.daily_statistics",
+            "the daily operations mail: statistics, status, 14-day chart (Drift e-mails)",
+            Timetable(daily_at="23:30"),
+            runner="reports.job:run_job",
         ),
     )
 }

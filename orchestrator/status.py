@@ -467,5 +467,40 @@ def show(
     if as_json:
         out.write(json.dumps(data, indent=2) + "\n")
     else:
-        render(data, _console(out))
+        console = _console(out)
+        render(data, console)
+        if render is _render_overview:
+            _render_engine(engine_backlog(db), console)
     return 0
+
+
+def engine_backlog(db) -> dict[str, Any]:
+    """The FLP engine's backlog (Monitor.engine_status, docs/engine.md): the dirty list, values
+    waiting for conversion, invalid and rejected values, Relevant changes due, a running recompute."""
+    with db.connect() as conn:
+        (row,) = db.rows(conn, "Monitor.engine_status")
+    now = _utc(row["nowutc"])
+    oldest = _utc(row["oldestdueutc"])
+    return {
+        "dirty_due": int(row["dirtydue"]),
+        "dirty_later": int(row["dirtylater"]),
+        "oldest_due_age_seconds": _seconds(now, oldest) if oldest and oldest <= now else None,
+        "values_new": int(row["valuesnew"]),
+        "values_invalid": int(row["valuesinvalid"]),
+        "values_rejected": int(row["valuesrejected"]),
+        "relevant_changes_due": int(row["relevantchangesdue"]),
+        "recompute_running": int(row["sweeprunning"]) > 0,
+    }
+
+
+def _render_engine(data: dict[str, Any], console) -> None:
+    age = data["oldest_due_age_seconds"]
+    console.print()
+    console.print(
+        f"FLP engine: dirty patients due {data['dirty_due']:,}"
+        + (f" (oldest {span(age)})" if age is not None else "")
+        + f", later {data['dirty_later']:,}; values new {data['values_new']:,}, "
+        f"invalid {data['values_invalid']:,}, rejected {data['values_rejected']:,}; "
+        f"Relevant changes due {data['relevant_changes_due']:,}"
+        + ("; full recompute running" if data["recompute_running"] else "")
+    )

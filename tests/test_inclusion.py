@@ -337,7 +337,8 @@ def with_statins(db, count: int) -> tuple[list[int], list[int]]:
 def add_statin_rule(db, active_from) -> None:
     execute(
         db,
-        "INSERT INTO PLSP.RelevantMedicin (AtcPrefix, ActiveFromUtc, ForloebCode, Role, Description) "
+        "INSERT INTO PLSP.RelevantMedicinInklusion "
+        "(AtcPrefix, ActiveFromUtc, ForloebCode, Role, Description) "
         "VALUES ('C10AA', ?, 'ALAL02', 'include', 'statins include (test)')",
         (active_from,),
     )
@@ -354,7 +355,10 @@ def test_a_relevant_change_marks_only_the_patients_with_the_code(engine_db):
     assert set(inclusion(db)) == {(p, HEART) for p in statin}
     assert {v[:2] for v in inclusion(db).values()} == {(True, "included: medication")}
     assert (
-        scalar(db, "SELECT max(Patients) FROM PLSP.RelevantChange WHERE RelevantTable = 'relevantmedicin'")
+        scalar(
+            db,
+            "SELECT max(Patients) FROM PLSP.RelevantChange WHERE RelevantTable = 'relevantmedicininklusion'",
+        )
         == 5
     )
 
@@ -454,3 +458,36 @@ def test_a_large_recompute_waits_for_the_window_unless_forced(engine_db):
     assert recompute(db, now=WEDNESDAY_NOON) == (3, "waiting")
     assert recompute(db, now=WEDNESDAY_NOON, force="Y") == (3, "running")
     assert run(db, CHECK).rows == 3, "forced: it runs whatever the clock says"
+
+
+# ---------------------------------------------------------------------------
+# flp status: the backlog
+# ---------------------------------------------------------------------------
+
+
+def test_flp_status_shows_the_dirty_backlog_and_the_invalid_and_rejected_counts(engine_db):
+    import io
+
+    from orchestrator import status
+
+    db = engine_db
+    patients = make_patients(db, 3)
+    for p in patients:
+        add_diagnosis(db, p, "R95", db_now(db).date())
+    execute(
+        db,
+        "INSERT INTO PLSP.Patientvaerdier (PatientId, Code, RawValue, ConversionStatus) "
+        "VALUES (?, 'NPU27300', '53', 0), (?, 'NPU27300', 'x', 2), (?, 'NPU27300', 'y', 3)",
+        tuple(patients),
+    )
+    backlog = status.engine_backlog(db)
+    assert {k: backlog[k] for k in ("dirty_due", "values_new", "values_invalid", "values_rejected")} == {
+        "dirty_due": 3,
+        "values_new": 1,
+        "values_invalid": 1,
+        "values_rejected": 1,
+    }
+    out = io.StringIO()
+    status.show(db, out=out)
+    assert "FLP engine: dirty patients due 3" in out.getvalue()
+    assert "invalid 1, rejected 1" in out.getvalue()

@@ -236,6 +236,216 @@ DECLARE @Category sysname = N'FLP fallback';
 DECLARE @Owner sysname = N'sa';
 DECLARE @Database sysname = N'FLP';
 
+-- convert_values: every 5 minutes
+DECLARE @JobName sysname = N'FLP fallback: convert_values';
+DECLARE @Description nvarchar(512) = N'FLP job convert_values (every 5 minutes) when no orchestrator beats; flp db agent-script';
+DECLARE @Command nvarchar(MAX) = N'SET NOCOUNT ON;
+DECLARE @Due char(1), @Reason varchar(40), @JobRunId bigint, @Result varchar(20),
+    @RowsAffected bigint;
+EXEC Job.fallback_due @JobName = ''convert_values'', @EverySeconds = 300, @Host = N''sqlagent'',
+    @Due = @Due OUTPUT, @Reason = @Reason OUTPUT;
+IF @Due = ''Y''
+    EXEC Job.convert_values @Execute = ''Y'', @TriggeredBy = ''agent'', @Host = N''sqlagent'',
+        @JobRunId = @JobRunId OUTPUT, @Result = @Result OUTPUT,
+        @RowsAffected = @RowsAffected OUTPUT;';
+DECLARE @JobId uniqueidentifier;
+DECLARE @ScheduleId int;
+
+SELECT @JobId = j.job_id FROM msdb.dbo.sysjobs AS j WHERE j.name = @JobName;
+IF @JobId IS NULL
+    EXEC msdb.dbo.sp_add_job
+        @job_name = @JobName, @enabled = 1, @description = @Description,
+        @category_name = @Category, @owner_login_name = @Owner, @job_id = @JobId OUTPUT;
+IF EXISTS (
+    SELECT 1 FROM msdb.dbo.sysjobs AS j
+    INNER JOIN msdb.dbo.syscategories AS c ON j.category_id = c.category_id
+    WHERE j.job_id = @JobId
+        AND (j.description <> @Description OR c.name <> @Category OR j.owner_sid <> SUSER_SID(@Owner))
+)
+    EXEC msdb.dbo.sp_update_job
+        @job_id = @JobId, @description = @Description, @category_name = @Category, @owner_login_name = @Owner;
+IF NOT EXISTS (SELECT 1 FROM msdb.dbo.sysjobservers AS s WHERE s.job_id = @JobId)
+    EXEC msdb.dbo.sp_add_jobserver @job_id = @JobId, @server_name = N'(local)';
+
+IF NOT EXISTS (SELECT 1 FROM msdb.dbo.sysjobsteps AS s WHERE s.job_id = @JobId AND s.step_id = 1)
+    EXEC msdb.dbo.sp_add_jobstep
+        @job_id = @JobId, @step_id = 1, @step_name = N'run when no orchestrator beats', @subsystem = N'TSQL',
+        @database_name = @Database, @command = @Command, @on_success_action = 1, @on_fail_action = 2;
+IF EXISTS (
+    SELECT 1 FROM msdb.dbo.sysjobsteps AS s
+    WHERE s.job_id = @JobId AND s.step_id = 1 AND (s.command <> @Command OR s.database_name <> @Database)
+)
+    EXEC msdb.dbo.sp_update_jobstep
+        @job_id = @JobId, @step_id = 1, @database_name = @Database, @command = @Command;
+
+SELECT @ScheduleId = s.schedule_id
+FROM msdb.dbo.sysjobschedules AS js
+INNER JOIN msdb.dbo.sysschedules AS s ON js.schedule_id = s.schedule_id
+WHERE js.job_id = @JobId AND s.name = @JobName;
+IF @ScheduleId IS NULL
+    EXEC msdb.dbo.sp_add_jobschedule
+        @job_id = @JobId, @name = @JobName, @enabled = 1, @freq_type = 4, @freq_interval = 1,
+        @freq_subday_type = 4,
+        @freq_subday_interval = 5,
+        @active_start_time = 0;
+IF EXISTS (
+    SELECT 1 FROM msdb.dbo.sysschedules AS s
+    WHERE s.schedule_id = @ScheduleId
+        AND (s.freq_type <> 4 OR s.freq_interval <> 1 OR s.freq_subday_type <> 4
+            OR s.freq_subday_interval <> 5
+            OR s.active_start_time <> 0)
+)
+    EXEC msdb.dbo.sp_update_schedule
+        @schedule_id = @ScheduleId, @enabled = 1, @freq_type = 4, @freq_interval = 1,
+        @freq_subday_type = 4,
+        @freq_subday_interval = 5,
+        @active_start_time = 0;
+GO
+
+DECLARE @Category sysname = N'FLP fallback';
+DECLARE @Owner sysname = N'sa';
+DECLARE @Database sysname = N'FLP';
+
+-- convert_invalid_values: daily at 03:00 Europe/Copenhagen
+DECLARE @JobName sysname = N'FLP fallback: convert_invalid_values';
+DECLARE @Description nvarchar(512) = N'FLP job convert_invalid_values (daily at 03:00 Europe/Copenhagen) when no orchestrator beats; flp db agent-script';
+DECLARE @Command nvarchar(MAX) = N'SET NOCOUNT ON;
+DECLARE @Due char(1), @Reason varchar(40), @JobRunId bigint, @Result varchar(20),
+    @RowsAffected bigint;
+EXEC Job.fallback_due @JobName = ''convert_invalid_values'', @DailyAt = ''03:00'', @Host = N''sqlagent'',
+    @Due = @Due OUTPUT, @Reason = @Reason OUTPUT;
+IF @Due = ''Y''
+    EXEC Job.convert_invalid_values @Execute = ''Y'', @TriggeredBy = ''agent'', @Host = N''sqlagent'',
+        @JobRunId = @JobRunId OUTPUT, @Result = @Result OUTPUT,
+        @RowsAffected = @RowsAffected OUTPUT;';
+DECLARE @JobId uniqueidentifier;
+DECLARE @ScheduleId int;
+
+SELECT @JobId = j.job_id FROM msdb.dbo.sysjobs AS j WHERE j.name = @JobName;
+IF @JobId IS NULL
+    EXEC msdb.dbo.sp_add_job
+        @job_name = @JobName, @enabled = 1, @description = @Description,
+        @category_name = @Category, @owner_login_name = @Owner, @job_id = @JobId OUTPUT;
+IF EXISTS (
+    SELECT 1 FROM msdb.dbo.sysjobs AS j
+    INNER JOIN msdb.dbo.syscategories AS c ON j.category_id = c.category_id
+    WHERE j.job_id = @JobId
+        AND (j.description <> @Description OR c.name <> @Category OR j.owner_sid <> SUSER_SID(@Owner))
+)
+    EXEC msdb.dbo.sp_update_job
+        @job_id = @JobId, @description = @Description, @category_name = @Category, @owner_login_name = @Owner;
+IF NOT EXISTS (SELECT 1 FROM msdb.dbo.sysjobservers AS s WHERE s.job_id = @JobId)
+    EXEC msdb.dbo.sp_add_jobserver @job_id = @JobId, @server_name = N'(local)';
+
+IF NOT EXISTS (SELECT 1 FROM msdb.dbo.sysjobsteps AS s WHERE s.job_id = @JobId AND s.step_id = 1)
+    EXEC msdb.dbo.sp_add_jobstep
+        @job_id = @JobId, @step_id = 1, @step_name = N'run when no orchestrator beats', @subsystem = N'TSQL',
+        @database_name = @Database, @command = @Command, @on_success_action = 1, @on_fail_action = 2;
+IF EXISTS (
+    SELECT 1 FROM msdb.dbo.sysjobsteps AS s
+    WHERE s.job_id = @JobId AND s.step_id = 1 AND (s.command <> @Command OR s.database_name <> @Database)
+)
+    EXEC msdb.dbo.sp_update_jobstep
+        @job_id = @JobId, @step_id = 1, @database_name = @Database, @command = @Command;
+
+SELECT @ScheduleId = s.schedule_id
+FROM msdb.dbo.sysjobschedules AS js
+INNER JOIN msdb.dbo.sysschedules AS s ON js.schedule_id = s.schedule_id
+WHERE js.job_id = @JobId AND s.name = @JobName;
+IF @ScheduleId IS NULL
+    EXEC msdb.dbo.sp_add_jobschedule
+        @job_id = @JobId, @name = @JobName, @enabled = 1, @freq_type = 4, @freq_interval = 1,
+        @freq_subday_type = 8,
+        @freq_subday_interval = 1,
+        @active_start_time = 0;
+IF EXISTS (
+    SELECT 1 FROM msdb.dbo.sysschedules AS s
+    WHERE s.schedule_id = @ScheduleId
+        AND (s.freq_type <> 4 OR s.freq_interval <> 1 OR s.freq_subday_type <> 8
+            OR s.freq_subday_interval <> 1
+            OR s.active_start_time <> 0)
+)
+    EXEC msdb.dbo.sp_update_schedule
+        @schedule_id = @ScheduleId, @enabled = 1, @freq_type = 4, @freq_interval = 1,
+        @freq_subday_type = 8,
+        @freq_subday_interval = 1,
+        @active_start_time = 0;
+GO
+
+DECLARE @Category sysname = N'FLP fallback';
+DECLARE @Owner sysname = N'sa';
+DECLARE @Database sysname = N'FLP';
+
+-- check_inclusion: every 1 minutes
+DECLARE @JobName sysname = N'FLP fallback: check_inclusion';
+DECLARE @Description nvarchar(512) = N'FLP job check_inclusion (every 1 minutes) when no orchestrator beats; flp db agent-script';
+DECLARE @Command nvarchar(MAX) = N'SET NOCOUNT ON;
+DECLARE @Due char(1), @Reason varchar(40), @JobRunId bigint, @Result varchar(20),
+    @RowsAffected bigint;
+EXEC Job.fallback_due @JobName = ''check_inclusion'', @EverySeconds = 60, @Host = N''sqlagent'',
+    @Due = @Due OUTPUT, @Reason = @Reason OUTPUT;
+IF @Due = ''Y''
+    EXEC Job.check_inclusion @Execute = ''Y'', @TriggeredBy = ''agent'', @Host = N''sqlagent'',
+        @JobRunId = @JobRunId OUTPUT, @Result = @Result OUTPUT,
+        @RowsAffected = @RowsAffected OUTPUT;';
+DECLARE @JobId uniqueidentifier;
+DECLARE @ScheduleId int;
+
+SELECT @JobId = j.job_id FROM msdb.dbo.sysjobs AS j WHERE j.name = @JobName;
+IF @JobId IS NULL
+    EXEC msdb.dbo.sp_add_job
+        @job_name = @JobName, @enabled = 1, @description = @Description,
+        @category_name = @Category, @owner_login_name = @Owner, @job_id = @JobId OUTPUT;
+IF EXISTS (
+    SELECT 1 FROM msdb.dbo.sysjobs AS j
+    INNER JOIN msdb.dbo.syscategories AS c ON j.category_id = c.category_id
+    WHERE j.job_id = @JobId
+        AND (j.description <> @Description OR c.name <> @Category OR j.owner_sid <> SUSER_SID(@Owner))
+)
+    EXEC msdb.dbo.sp_update_job
+        @job_id = @JobId, @description = @Description, @category_name = @Category, @owner_login_name = @Owner;
+IF NOT EXISTS (SELECT 1 FROM msdb.dbo.sysjobservers AS s WHERE s.job_id = @JobId)
+    EXEC msdb.dbo.sp_add_jobserver @job_id = @JobId, @server_name = N'(local)';
+
+IF NOT EXISTS (SELECT 1 FROM msdb.dbo.sysjobsteps AS s WHERE s.job_id = @JobId AND s.step_id = 1)
+    EXEC msdb.dbo.sp_add_jobstep
+        @job_id = @JobId, @step_id = 1, @step_name = N'run when no orchestrator beats', @subsystem = N'TSQL',
+        @database_name = @Database, @command = @Command, @on_success_action = 1, @on_fail_action = 2;
+IF EXISTS (
+    SELECT 1 FROM msdb.dbo.sysjobsteps AS s
+    WHERE s.job_id = @JobId AND s.step_id = 1 AND (s.command <> @Command OR s.database_name <> @Database)
+)
+    EXEC msdb.dbo.sp_update_jobstep
+        @job_id = @JobId, @step_id = 1, @database_name = @Database, @command = @Command;
+
+SELECT @ScheduleId = s.schedule_id
+FROM msdb.dbo.sysjobschedules AS js
+INNER JOIN msdb.dbo.sysschedules AS s ON js.schedule_id = s.schedule_id
+WHERE js.job_id = @JobId AND s.name = @JobName;
+IF @ScheduleId IS NULL
+    EXEC msdb.dbo.sp_add_jobschedule
+        @job_id = @JobId, @name = @JobName, @enabled = 1, @freq_type = 4, @freq_interval = 1,
+        @freq_subday_type = 4,
+        @freq_subday_interval = 1,
+        @active_start_time = 0;
+IF EXISTS (
+    SELECT 1 FROM msdb.dbo.sysschedules AS s
+    WHERE s.schedule_id = @ScheduleId
+        AND (s.freq_type <> 4 OR s.freq_interval <> 1 OR s.freq_subday_type <> 4
+            OR s.freq_subday_interval <> 1
+            OR s.active_start_time <> 0)
+)
+    EXEC msdb.dbo.sp_update_schedule
+        @schedule_id = @ScheduleId, @enabled = 1, @freq_type = 4, @freq_interval = 1,
+        @freq_subday_type = 4,
+        @freq_subday_interval = 1,
+        @active_start_time = 0;
+GO
+
+DECLARE @Category sysname = N'FLP fallback';
+DECLARE @Owner sysname = N'sa';
+DECLARE @Database sysname = N'FLP';
+
 -- ops_retention: daily at 02:30 Europe/Copenhagen
 DECLARE @JobName sysname = N'FLP fallback: ops_retention';
 DECLARE @Description nvarchar(512) = N'FLP job ops_retention (daily at 02:30 Europe/Copenhagen) when no orchestrator beats; flp db agent-script';
@@ -311,6 +521,9 @@ DECLARE stale CURSOR LOCAL FAST_FORWARD FOR
         N'FLP fallback: archive_aim',
         N'FLP fallback: session_purge',
         N'FLP fallback: log_cleanup',
+        N'FLP fallback: convert_values',
+        N'FLP fallback: convert_invalid_values',
+        N'FLP fallback: check_inclusion',
         N'FLP fallback: ops_retention'
     );
 OPEN stale;

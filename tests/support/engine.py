@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from orchestrator.dev.seed import codes
 from orchestrator.jobs import Job, Timetable
 from orchestrator.runner import run_job
 from tests.support.sql import execute, fetch_all, scalar
@@ -23,9 +24,44 @@ def set_setting(db, job: str, name: str, value: str) -> None:
 
 
 def quick(db) -> None:
-    """No pause between batches for the engine's jobs."""
+    """No pause between batches for the engine's jobs, and the agreed code lists loaded."""
     for job in (CONVERT.name, CONVERT_INVALID.name, CHECK.name):
         set_setting(db, job, "SleepFactor", "0")
+    load_reference_lists(db)
+
+
+def load_reference_lists(db) -> None:
+    """The agreed code lists production keeps (and the seed loads): RelevantDiagnose,
+    RelevantMedicin, RelevantYdelse, RelevantVaerdi, from the seed's own constants."""
+    since = "2000-01-01"
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO PLSP.RelevantDiagnose (CodeSystem, Code, ActiveFromUtc, ForloebCode, Description) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            [(system, code, since, plan, text) for system, code, plan, text in codes.RELEVANT_DIAGNOSES],
+        )
+        cur.executemany(
+            "INSERT INTO PLSP.RelevantMedicin (AtcPrefix, ActiveFromUtc, ForloebCode, Description) "
+            "VALUES (%s, %s, %s, %s)",
+            [(prefix, since, plan, text) for prefix, plan, text in codes.RELEVANT_MEDICATION],
+        )
+        services = [(code, since, text) for code, _, text in codes.SERVICE_RATES]
+        services.append((codes.SERVICE_CHRONIC_END, since, codes.SERVICE_CHRONIC_END_DESCRIPTION))
+        cur.executemany(
+            "INSERT INTO PLSP.RelevantYdelse (ServiceCode, ActiveFromUtc, Description) VALUES (%s, %s, %s)",
+            services,
+        )
+        unit, low, high, text = codes.HBA1C_PERCENT_RELEVANT
+        values = [
+            (s.code, since, s.forloeb, s.unit, s.relevant_min, s.relevant_max, s.description)
+            for s in codes.VALUE_SPECS
+        ]
+        values.append((codes.HBA1C_PERCENT_CODE, since, "ALAL22", unit, low, high, text))
+        cur.executemany(
+            "INSERT INTO PLSP.RelevantVaerdi (Code, ActiveFromUtc, ForloebCode, Unit, DataType, MinValue, "
+            "MaxValue, Description) VALUES (%s, %s, %s, %s, 'numeric', %s, %s, %s)",
+            values,
+        )
 
 
 def make_patients(db, count: int) -> list[int]:

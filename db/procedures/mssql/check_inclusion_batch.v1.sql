@@ -254,7 +254,7 @@ BEGIN
                 CAST(m.AtcCode AS nvarchar(40)) AS Item
             FROM @Ids AS i
             INNER JOIN PLSP.Medicin AS m ON i.PatientId = m.PatientId
-            INNER JOIN PLSP.RelevantMedicin AS r
+            INNER JOIN PLSP.RelevantMedicinInklusion AS r
                 ON
                     m.AtcCode LIKE r.AtcPrefix + '%' AND r.Role = 'include'
                     AND r.ActiveFromUtc <= @Now AND (r.ActiveToUtc IS NULL OR r.ActiveToUtc > @Now)
@@ -262,7 +262,7 @@ BEGIN
                 m.StartDate <= @Today
                 AND (m.EndDate IS NULL OR m.EndDate >= DATEADD(MONTH, -r.WindowMonths, @Today))
                 AND NOT EXISTS (
-                    SELECT 1 FROM PLSP.RelevantMedicin AS x
+                    SELECT 1 FROM PLSP.RelevantMedicinInklusion AS x
                     WHERE
                         x.Role = 'exclude' AND x.ForloebCode = r.ForloebCode AND m.AtcCode LIKE x.AtcPrefix + '%'
                         AND x.ActiveFromUtc <= @Now AND (x.ActiveToUtc IS NULL OR x.ActiveToUtc > @Now)
@@ -368,9 +368,9 @@ BEGIN
             WHERE
                 y.ServiceDate <= @Today
                 AND EXISTS (
-                    SELECT 1 FROM PLSP.RelevantYdelse AS r
+                    SELECT 1 FROM PLSP.RelevantYdelseAarskontrol AS r
                     WHERE
-                        r.ServiceCode = y.ServiceCode AND r.IsAnnualCheck = 1
+                        r.ServiceCode = y.ServiceCode
                         AND r.ActiveFromUtc <= @Now AND (r.ActiveToUtc IS NULL OR r.ActiveToUtc > @Now)
                 )
             GROUP BY y.PatientId
@@ -491,7 +491,7 @@ BEGIN
                 END
             FROM @Ids AS i
             INNER JOIN PLSP.Medicin AS m ON i.PatientId = m.PatientId
-            INNER JOIN PLSP.RelevantMedicin AS r
+            INNER JOIN PLSP.RelevantMedicinInklusion AS r
                 ON
                     m.AtcCode LIKE r.AtcPrefix + '%' AND r.Role = 'include'
                     AND r.ActiveFromUtc <= @Now AND (r.ActiveToUtc IS NULL OR r.ActiveToUtc > @Now)

@@ -131,7 +131,7 @@ BEGIN
                 WHERE @Table = 'relevantdiagnose' AND d.CodeSystem = @CodeSystem AND d.Code LIKE @Code + '%'
                 UNION
                 SELECT m.PatientId FROM PLSP.Medicin AS m
-                WHERE @Table = 'relevantmedicin' AND m.AtcCode LIKE @Code + '%'
+                WHERE @Table = 'relevantmedicininklusion' AND m.AtcCode LIKE @Code + '%'
                 UNION
                 SELECT v.PatientId FROM PLSP.Patientvaerdier AS v
                 WHERE @Table = 'relevantvaerdiinklusion' AND v.Code = @Code AND v.ConversionStatus = 1
@@ -140,7 +140,7 @@ BEGIN
                 WHERE @Table = 'relevantegenskab' AND e.Code = @Code
                 UNION
                 SELECT y.PatientId FROM PLSP.Ydelser AS y
-                WHERE @Table = 'relevantydelse' AND y.ServiceCode = @Code
+                WHERE @Table = 'relevantydelseaarskontrol' AND y.ServiceCode = @Code
                 UNION
                 SELECT p.PatientId FROM PLSP.Patient AS p
                 WHERE @Table = 'relevantforloeb'
@@ -162,7 +162,7 @@ BEGIN
             WHERE @Table = 'relevantdiagnose' AND d.CodeSystem = @CodeSystem AND d.Code LIKE @Code + '%'
             UNION
             SELECT m.PatientId FROM PLSP.Medicin AS m
-            WHERE @Table = 'relevantmedicin' AND m.AtcCode LIKE @Code + '%'
+            WHERE @Table = 'relevantmedicininklusion' AND m.AtcCode LIKE @Code + '%'
             UNION
             SELECT v.PatientId FROM PLSP.Patientvaerdier AS v
             WHERE @Table = 'relevantvaerdiinklusion' AND v.Code = @Code AND v.ConversionStatus = 1
@@ -171,7 +171,7 @@ BEGIN
             WHERE @Table = 'relevantegenskab' AND e.Code = @Code
             UNION
             SELECT y.PatientId FROM PLSP.Ydelser AS y
-            WHERE @Table = 'relevantydelse' AND y.ServiceCode = @Code
+            WHERE @Table = 'relevantydelseaarskontrol' AND y.ServiceCode = @Code
             UNION
             SELECT p.PatientId FROM PLSP.Patient AS p
             WHERE @Table = 'relevantforloeb'

@@ -205,14 +205,14 @@ BEGIN
         SELECT m.PatientId, r.ForloebCode,
             string_agg(DISTINCT m.AtcCode, ', ' ORDER BY m.AtcCode) AS Evidence
         FROM PLSP.Medicin AS m
-        INNER JOIN PLSP.RelevantMedicin AS r
+        INNER JOIN PLSP.RelevantMedicinInklusion AS r
             ON m.AtcCode LIKE r.AtcPrefix || '%' AND r.Role = 'include'
             AND r.ActiveFromUtc <= v_Now AND (r.ActiveToUtc IS NULL OR r.ActiveToUtc > v_Now)
         WHERE m.PatientId = ANY (v_Ids)
             AND m.StartDate <= v_Today
             AND (m.EndDate IS NULL OR m.EndDate >= (v_Today - make_interval(months => r.WindowMonths))::date)
             AND NOT EXISTS (
-                SELECT 1 FROM PLSP.RelevantMedicin AS x
+                SELECT 1 FROM PLSP.RelevantMedicinInklusion AS x
                 WHERE x.Role = 'exclude' AND x.ForloebCode = r.ForloebCode AND m.AtcCode LIKE x.AtcPrefix || '%'
                     AND x.ActiveFromUtc <= v_Now AND (x.ActiveToUtc IS NULL OR x.ActiveToUtc > v_Now)
             )
@@ -279,8 +279,8 @@ BEGIN
             FROM PLSP.Ydelser AS y
             WHERE y.PatientId = j.PatientId AND y.ServiceDate <= v_Today
                 AND EXISTS (
-                    SELECT 1 FROM PLSP.RelevantYdelse AS r
-                    WHERE r.ServiceCode = y.ServiceCode AND r.IsAnnualCheck
+                    SELECT 1 FROM PLSP.RelevantYdelseAarskontrol AS r
+                    WHERE r.ServiceCode = y.ServiceCode
                         AND r.ActiveFromUtc <= v_Now AND (r.ActiveToUtc IS NULL OR r.ActiveToUtc > v_Now)
                 )
         ) AS AnnualCheckId,
@@ -367,7 +367,7 @@ BEGIN
                 ELSE greatest(m.EndDate + make_interval(months => r.WindowMonths, days => 1), v_Today + 1)
             END
         FROM PLSP.Medicin AS m
-        INNER JOIN PLSP.RelevantMedicin AS r
+        INNER JOIN PLSP.RelevantMedicinInklusion AS r
             ON m.AtcCode LIKE r.AtcPrefix || '%' AND r.Role = 'include'
             AND r.ActiveFromUtc <= v_Now AND (r.ActiveToUtc IS NULL OR r.ActiveToUtc > v_Now)
         WHERE m.PatientId = ANY (v_Ids)

@@ -115,7 +115,7 @@ BEGIN
                     AND d.CodeSystem = v_Change.CodeSystem AND d.Code LIKE v_Change.Code || '%'
                 UNION ALL
                 SELECT m.PatientId FROM PLSP.Medicin AS m
-                WHERE v_Change.RelevantTable = 'relevantmedicin' AND m.AtcCode LIKE v_Change.Code || '%'
+                WHERE v_Change.RelevantTable = 'relevantmedicininklusion' AND m.AtcCode LIKE v_Change.Code || '%'
                 UNION ALL
                 SELECT v.PatientId FROM PLSP.Patientvaerdier AS v
                 WHERE v_Change.RelevantTable = 'relevantvaerdiinklusion' AND v.Code = v_Change.Code
@@ -125,7 +125,7 @@ BEGIN
                 WHERE v_Change.RelevantTable = 'relevantegenskab' AND e.Code = v_Change.Code
                 UNION ALL
                 SELECT y.PatientId FROM PLSP.Ydelser AS y
-                WHERE v_Change.RelevantTable = 'relevantydelse' AND y.ServiceCode = v_Change.Code
+                WHERE v_Change.RelevantTable = 'relevantydelseaarskontrol' AND y.ServiceCode = v_Change.Code
                 UNION ALL
                 SELECT p.PatientId FROM PLSP.Patient AS p
                 WHERE v_Change.RelevantTable = 'relevantforloeb'
@@ -150,7 +150,7 @@ BEGIN
                     AND d.CodeSystem = v_Change.CodeSystem AND d.Code LIKE v_Change.Code || '%'
                 UNION ALL
                 SELECT m.PatientId FROM PLSP.Medicin AS m
-                WHERE v_Change.RelevantTable = 'relevantmedicin' AND m.AtcCode LIKE v_Change.Code || '%'
+                WHERE v_Change.RelevantTable = 'relevantmedicininklusion' AND m.AtcCode LIKE v_Change.Code || '%'
                 UNION ALL
                 SELECT v.PatientId FROM PLSP.Patientvaerdier AS v
                 WHERE v_Change.RelevantTable = 'relevantvaerdiinklusion' AND v.Code = v_Change.Code
@@ -160,7 +160,7 @@ BEGIN
                 WHERE v_Change.RelevantTable = 'relevantegenskab' AND e.Code = v_Change.Code
                 UNION ALL
                 SELECT y.PatientId FROM PLSP.Ydelser AS y
-                WHERE v_Change.RelevantTable = 'relevantydelse' AND y.ServiceCode = v_Change.Code
+                WHERE v_Change.RelevantTable = 'relevantydelseaarskontrol' AND y.ServiceCode = v_Change.Code
                 UNION ALL
                 SELECT p.PatientId FROM PLSP.Patient AS p
                 WHERE v_Change.RelevantTable = 'relevantforloeb'

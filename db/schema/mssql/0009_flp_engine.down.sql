@@ -11,13 +11,13 @@ DROP TRIGGER PLSP.TR_Egenskaber_Dirty;
 GO
 DROP TRIGGER PLSP.TR_RelevantDiagnose_Change;
 GO
-DROP TRIGGER PLSP.TR_RelevantMedicin_Change;
+DROP TRIGGER PLSP.TR_RelevantMedicinInklusion_Change;
 GO
 DROP TRIGGER PLSP.TR_RelevantVaerdiInklusion_Change;
 GO
 DROP TRIGGER PLSP.TR_RelevantEgenskab_Change;
 GO
-DROP TRIGGER PLSP.TR_RelevantYdelse_Change;
+DROP TRIGGER PLSP.TR_RelevantYdelseAarskontrol_Change;
 GO
 DROP TRIGGER PLSP.TR_RelevantForloeb_Change;
 GO
@@ -28,13 +28,12 @@ ALTER TABLE PLSP.PatientInkluderetPending DROP CONSTRAINT DF_PatientInkluderetPe
 ALTER TABLE PLSP.PatientInkluderetPending DROP COLUMN DueUtc;
 ALTER TABLE PLSP.PatientInkluderet_History DROP COLUMN Evidence;
 ALTER TABLE PLSP.PatientInkluderet DROP COLUMN LastAnnualCheckId, Evidence;
+DROP INDEX IX_Patientvaerdier_Rejected ON PLSP.Patientvaerdier;
 ALTER TABLE PLSP.Patientvaerdier DROP CONSTRAINT CK_Patientvaerdier_ReasonCode;
 ALTER TABLE PLSP.Patientvaerdier DROP COLUMN ReasonCode;
 DROP TABLE PLSP.RelevantEgenskab;
-ALTER TABLE PLSP.RelevantYdelse DROP CONSTRAINT DF_RelevantYdelse_IsAnnualCheck;
-ALTER TABLE PLSP.RelevantYdelse DROP COLUMN IsAnnualCheck;
-ALTER TABLE PLSP.RelevantMedicin DROP CONSTRAINT CK_RelevantMedicin_Role, DF_RelevantMedicin_Role, DF_RelevantMedicin_WindowMonths;
-ALTER TABLE PLSP.RelevantMedicin DROP COLUMN WindowMonths, Role;
+DROP TABLE PLSP.RelevantYdelseAarskontrol;
+DROP TABLE PLSP.RelevantMedicinInklusion;
 DROP TABLE PLSP.RelevantVaerdiInklusion;
 DROP TABLE PLSP.RelevantVaerdiEnhed;
 DROP TABLE PLSP.RelevantForloeb;

@@ -46,17 +46,31 @@ CREATE TABLE PLSP.RelevantVaerdiInklusion (
     CONSTRAINT CK_RelevantVaerdiInklusion_WindowMonths CHECK (WindowMonths >= 1)
 );
 
--- Medication: 'relevant' is accepted only, 'include' includes when dispensed in
--- the last WindowMonths, 'exclude' is a narrower prefix that never includes.
-ALTER TABLE PLSP.RelevantMedicin ADD
-Role varchar(10) NOT NULL CONSTRAINT DF_RelevantMedicin_Role DEFAULT ('relevant'),
-WindowMonths int NOT NULL CONSTRAINT DF_RelevantMedicin_WindowMonths DEFAULT (12);
-GO
-ALTER TABLE PLSP.RelevantMedicin ADD CONSTRAINT CK_RelevantMedicin_Role CHECK (Role IN ('relevant', 'include', 'exclude'));
+-- Medication that includes: an ATC prefix with Role 'include' includes into the
+-- plan when dispensed in the last WindowMonths; 'exclude' is a narrower prefix
+-- that never includes. (PLSP.RelevantMedicin stays the list of accepted codes.)
+CREATE TABLE PLSP.RelevantMedicinInklusion (
+    AtcPrefix varchar(10) NOT NULL,
+    ForloebCode varchar(10) NOT NULL,
+    ActiveFromUtc datetime2(3) NOT NULL,
+    ActiveToUtc datetime2(3) NULL,
+    Role varchar(10) NOT NULL,
+    WindowMonths int NOT NULL CONSTRAINT DF_RelevantMedicinInklusion_WindowMonths DEFAULT (12),
+    Description nvarchar(200) NOT NULL,
+    CONSTRAINT PK_RelevantMedicinInklusion PRIMARY KEY CLUSTERED (AtcPrefix, ForloebCode, ActiveFromUtc),
+    CONSTRAINT CK_RelevantMedicinInklusion_Role CHECK (Role IN ('include', 'exclude')),
+    CONSTRAINT CK_RelevantMedicinInklusion_WindowMonths CHECK (WindowMonths >= 1)
+);
 
--- Services: the annual check adds an FLP_AIM report for an included patient.
-ALTER TABLE PLSP.RelevantYdelse ADD
-IsAnnualCheck bit NOT NULL CONSTRAINT DF_RelevantYdelse_IsAnnualCheck DEFAULT (0);
+-- Services that are an annual check: an included patient's new one adds an
+-- FLP_AIM report. (PLSP.RelevantYdelse stays the list of accepted services.)
+CREATE TABLE PLSP.RelevantYdelseAarskontrol (
+    ServiceCode char(4) NOT NULL,
+    ActiveFromUtc datetime2(3) NOT NULL,
+    ActiveToUtc datetime2(3) NULL,
+    Description nvarchar(200) NOT NULL,
+    CONSTRAINT PK_RelevantYdelseAarskontrol PRIMARY KEY CLUSTERED (ServiceCode, ActiveFromUtc)
+);
 
 -- Properties that exclude a patient from every care plan while valid.
 CREATE TABLE PLSP.RelevantEgenskab (
@@ -77,6 +91,10 @@ GO
 ALTER TABLE PLSP.Patientvaerdier ADD CONSTRAINT CK_Patientvaerdier_ReasonCode CHECK (
     ReasonCode IN ('empty', 'not_a_number', 'unknown_unit', 'out_of_range', 'ambiguous', 'unknown_analysis', 'bad_time')
 );
+
+-- flp status counts the given-up values without reading the converted ones.
+CREATE NONCLUSTERED INDEX IX_Patientvaerdier_Rejected ON PLSP.Patientvaerdier (PatientvaerdiId)
+WHERE ConversionStatus = 3;
 
 ALTER TABLE PLSP.PatientInkluderet ADD
 Evidence nvarchar(400) NULL,
@@ -295,7 +313,7 @@ BEGIN
 END;
 GO
 
-CREATE TRIGGER PLSP.TR_RelevantMedicin_Change ON PLSP.RelevantMedicin
+CREATE TRIGGER PLSP.TR_RelevantMedicinInklusion_Change ON PLSP.RelevantMedicinInklusion
 AFTER INSERT, UPDATE, DELETE
 AS
 BEGIN
@@ -303,7 +321,7 @@ BEGIN
     DECLARE @Now datetime2(3) = SYSUTCDATETIME();
 
     INSERT INTO PLSP.RelevantChange (RelevantTable, Code, CodeSystem, EffectiveUtc)
-    SELECT DISTINCT 'relevantmedicin', x.Code, x.CodeSystem, x.EffectiveUtc
+    SELECT DISTINCT 'relevantmedicininklusion', x.Code, x.CodeSystem, x.EffectiveUtc
     FROM (
         SELECT i.AtcPrefix AS Code, NULL AS CodeSystem, t.EffectiveUtc
         FROM inserted AS i
@@ -361,7 +379,7 @@ BEGIN
 END;
 GO
 
-CREATE TRIGGER PLSP.TR_RelevantYdelse_Change ON PLSP.RelevantYdelse
+CREATE TRIGGER PLSP.TR_RelevantYdelseAarskontrol_Change ON PLSP.RelevantYdelseAarskontrol
 AFTER INSERT, UPDATE, DELETE
 AS
 BEGIN
@@ -369,7 +387,7 @@ BEGIN
     DECLARE @Now datetime2(3) = SYSUTCDATETIME();
 
     INSERT INTO PLSP.RelevantChange (RelevantTable, Code, CodeSystem, EffectiveUtc)
-    SELECT DISTINCT 'relevantydelse', x.Code, x.CodeSystem, x.EffectiveUtc
+    SELECT DISTINCT 'relevantydelseaarskontrol', x.Code, x.CodeSystem, x.EffectiveUtc
     FROM (
         SELECT i.ServiceCode AS Code, NULL AS CodeSystem, t.EffectiveUtc
         FROM inserted AS i

@@ -9,8 +9,8 @@ BEGIN
         EXECUTE format('DROP TRIGGER TR_%1$s_Dirty_Delete ON PLSP.%1$s', v_Table);
     END LOOP;
     FOREACH v_Table IN ARRAY ARRAY[
-        'RelevantDiagnose', 'RelevantMedicin', 'RelevantVaerdiInklusion', 'RelevantEgenskab', 'RelevantYdelse',
-        'RelevantForloeb'
+        'RelevantDiagnose', 'RelevantMedicinInklusion', 'RelevantVaerdiInklusion', 'RelevantEgenskab',
+        'RelevantYdelseAarskontrol', 'RelevantForloeb'
     ] LOOP
         EXECUTE format('DROP TRIGGER TR_%1$s_Change_Insert ON PLSP.%1$s', v_Table);
         EXECUTE format('DROP TRIGGER TR_%1$s_Change_Update ON PLSP.%1$s', v_Table);
@@ -28,13 +28,12 @@ ALTER TABLE PLSP.PatientInkluderetPending DROP COLUMN DueUtc;
 ALTER TABLE PLSP.PatientInkluderet_History DROP COLUMN Evidence;
 ALTER TABLE PLSP.PatientInkluderet DROP COLUMN LastAnnualCheckId;
 ALTER TABLE PLSP.PatientInkluderet DROP COLUMN Evidence;
+DROP INDEX PLSP.IX_Patientvaerdier_Rejected;
 ALTER TABLE PLSP.Patientvaerdier DROP CONSTRAINT CK_Patientvaerdier_ReasonCode;
 ALTER TABLE PLSP.Patientvaerdier DROP COLUMN ReasonCode;
 DROP TABLE PLSP.RelevantEgenskab;
-ALTER TABLE PLSP.RelevantYdelse DROP COLUMN IsAnnualCheck;
-ALTER TABLE PLSP.RelevantMedicin DROP CONSTRAINT CK_RelevantMedicin_Role;
-ALTER TABLE PLSP.RelevantMedicin DROP COLUMN WindowMonths;
-ALTER TABLE PLSP.RelevantMedicin DROP COLUMN Role;
+DROP TABLE PLSP.RelevantYdelseAarskontrol;
+DROP TABLE PLSP.RelevantMedicinInklusion;
 DROP TABLE PLSP.RelevantVaerdiInklusion;
 DROP TABLE PLSP.RelevantVaerdiEnhed;
 DROP TABLE PLSP.RelevantForloeb;

@@ -46,14 +46,31 @@ CREATE TABLE PLSP.RelevantVaerdiInklusion (
     CONSTRAINT CK_RelevantVaerdiInklusion_WindowMonths CHECK (WindowMonths >= 1)
 );
 
--- Medication: 'relevant' is accepted only, 'include' includes when dispensed in
--- the last WindowMonths, 'exclude' is a narrower prefix that never includes.
-ALTER TABLE PLSP.RelevantMedicin ADD COLUMN Role varchar(10) NOT NULL DEFAULT 'relevant';
-ALTER TABLE PLSP.RelevantMedicin ADD COLUMN WindowMonths integer NOT NULL DEFAULT 12;
-ALTER TABLE PLSP.RelevantMedicin ADD CONSTRAINT CK_RelevantMedicin_Role CHECK (Role IN ('relevant', 'include', 'exclude'));
+-- Medication that includes: an ATC prefix with Role 'include' includes into the
+-- plan when dispensed in the last WindowMonths; 'exclude' is a narrower prefix
+-- that never includes. (PLSP.RelevantMedicin stays the list of accepted codes.)
+CREATE TABLE PLSP.RelevantMedicinInklusion (
+    AtcPrefix varchar(10) NOT NULL,
+    ForloebCode varchar(10) NOT NULL,
+    ActiveFromUtc timestamp(3) NOT NULL,
+    ActiveToUtc timestamp(3) NULL,
+    Role varchar(10) NOT NULL,
+    WindowMonths integer NOT NULL DEFAULT 12,
+    Description varchar(200) NOT NULL,
+    CONSTRAINT PK_RelevantMedicinInklusion PRIMARY KEY (AtcPrefix, ForloebCode, ActiveFromUtc),
+    CONSTRAINT CK_RelevantMedicinInklusion_Role CHECK (Role IN ('include', 'exclude')),
+    CONSTRAINT CK_RelevantMedicinInklusion_WindowMonths CHECK (WindowMonths >= 1)
+);
 
--- Services: the annual check adds an FLP_AIM report for an included patient.
-ALTER TABLE PLSP.RelevantYdelse ADD COLUMN IsAnnualCheck boolean NOT NULL DEFAULT false;
+-- Services that are an annual check: an included patient's new one adds an
+-- FLP_AIM report. (PLSP.RelevantYdelse stays the list of accepted services.)
+CREATE TABLE PLSP.RelevantYdelseAarskontrol (
+    ServiceCode char(4) NOT NULL,
+    ActiveFromUtc timestamp(3) NOT NULL,
+    ActiveToUtc timestamp(3) NULL,
+    Description varchar(200) NOT NULL,
+    CONSTRAINT PK_RelevantYdelseAarskontrol PRIMARY KEY (ServiceCode, ActiveFromUtc)
+);
 
 -- Properties that exclude a patient from every care plan while valid.
 CREATE TABLE PLSP.RelevantEgenskab (
@@ -73,6 +90,9 @@ ALTER TABLE PLSP.Patientvaerdier ADD COLUMN ReasonCode varchar(20) NULL;
 ALTER TABLE PLSP.Patientvaerdier ADD CONSTRAINT CK_Patientvaerdier_ReasonCode CHECK (
     ReasonCode IN ('empty', 'not_a_number', 'unknown_unit', 'out_of_range', 'ambiguous', 'unknown_analysis', 'bad_time')
 );
+
+-- flp status counts the given-up values without reading the converted ones.
+CREATE INDEX IX_Patientvaerdier_Rejected ON PLSP.Patientvaerdier (PatientvaerdiId) WHERE ConversionStatus = 3;
 
 ALTER TABLE PLSP.PatientInkluderet ADD COLUMN Evidence varchar(400) NULL;
 -- The newest annual check (Ydelser id) already reported to AIM for this plan.
@@ -242,8 +262,8 @@ DECLARE
     v_Table text;
 BEGIN
     FOREACH v_Table IN ARRAY ARRAY[
-        'RelevantDiagnose', 'RelevantMedicin', 'RelevantVaerdiInklusion', 'RelevantEgenskab', 'RelevantYdelse',
-        'RelevantForloeb'
+        'RelevantDiagnose', 'RelevantMedicinInklusion', 'RelevantVaerdiInklusion', 'RelevantEgenskab',
+        'RelevantYdelseAarskontrol', 'RelevantForloeb'
     ] LOOP
         EXECUTE format(
             'CREATE TRIGGER TR_%1$s_Change_Insert AFTER INSERT ON PLSP.%1$s REFERENCING NEW TABLE AS new_rows '
