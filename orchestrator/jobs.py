@@ -114,6 +114,27 @@ JOBS: dict[str, Job] = {
             "empty the PLSP log table except the retention window",
             Timetable(daily_at="01:00"),
         ),
+        # The FLP engine (docs/engine.md): values are converted, then the inclusion
+        # check re-evaluates the patients they (and other changes) marked dirty; its
+        # new FLP_AIM rows are what aim_import publishes next.
+        Job(
+            "convert_values",
+            "Job.convert_values",
+            "convert new patient values to typed values in canonical units (ConvertPatientValues)",
+            Timetable(every_minutes=5),
+        ),
+        Job(
+            "convert_invalid_values",
+            "Job.convert_invalid_values",
+            "retry invalid patient values; give up after MaxAttempts (ConvertInvalidPatientValues)",
+            Timetable(daily_at="03:00"),
+        ),
+        Job(
+            "check_inclusion",
+            "Job.check_inclusion",
+            "re-evaluate the inclusion of dirty patients, apply Relevant changes (CheckPatientInkluded)",
+            Timetable(every_minutes=1),
+        ),
         Job(
             "aim_import",
             "Job.aim_import_claim",
