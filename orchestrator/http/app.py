@@ -7,13 +7,14 @@ from fastapi import FastAPI
 from orchestrator.db.connection import Database
 from orchestrator.http import problems, uploads
 from orchestrator.http.auth import Verifier
+from orchestrator.http.limits import Guard, Limits
 from orchestrator.http.settings import HttpSettings
 
 TITLE = "FLP service"
 VERSION = "1.0.0"
 
 
-def create_app(settings: HttpSettings | None, db: Database | None) -> FastAPI:
+def create_app(settings: HttpSettings | None, db: Database | None, limits: Limits | None = None) -> FastAPI:
     """The service: uploads now; the app's, DDS's and the operations endpoints as they land."""
     app = FastAPI(
         title=TITLE,
@@ -25,6 +26,7 @@ def create_app(settings: HttpSettings | None, db: Database | None) -> FastAPI:
     app.state.settings = settings
     app.state.verifier = Verifier(settings) if settings is not None else None  # None: the OpenAPI dump
     app.state.db = db
+    app.state.guard = Guard(limits or Limits())
     problems.install(app)
     app.include_router(uploads.router)
 

@@ -98,7 +98,12 @@ def post_upload(
     principal: Annotated[Principal, Depends(require("lps"))],
 ) -> UploadResult:
     principal.ensure_clinic(sor)
-    batch = body if isinstance(body, UploadBatch) else UploadBatch(patients=[body])
-    document = batch.model_dump(mode="json")
-    out = store.upload(request.app.state.db, sor, principal.ydernummer or "", document)
+    guard = request.app.state.guard
+    guard.admit(sor)  # 429 with Retry-After beyond this clinic's rate or the service's concurrency
+    try:
+        batch = body if isinstance(body, UploadBatch) else UploadBatch(patients=[body])
+        document = batch.model_dump(mode="json")
+        out = store.upload(request.app.state.db, sor, principal.ydernummer or "", document)
+    finally:
+        guard.release()
     return UploadResult(**out)
