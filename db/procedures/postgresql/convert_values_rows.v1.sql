@@ -28,8 +28,14 @@
 -- p_Execute = 'N' counts what the batch would do and writes nothing.
 -- Runs with the owner's rights; does not COMMIT (Job.run_batched does).
 --
--- PostgreSQL differences from the T-SQL twin, forced by the engine: regular
--- expressions read the text (T-SQL: LIKE patterns and TRY_CONVERT); FOR
+-- The text is read by its shape, as in the T-SQL twin: translate turns every
+-- digit into 9, so '1.234,5' has the shape '9.999,9', and the grouping rules
+-- compare shapes. (Capturing regular expressions cost about 0.1 ms a row
+-- here: ten times the rest of the conversion.)
+--
+-- PostgreSQL differences from the T-SQL twin, forced by the engine: simple
+-- regular expressions where T-SQL has LIKE patterns, and make_timestamp where
+-- it has TRY_CONVERT (the date is checked first, so nothing raises); FOR
 -- UPDATE SKIP LOCKED instead of READPAST; the results go through a temporary
 -- table (T-SQL: a table variable).
 CREATE PROCEDURE Job.convert_values_rows(
@@ -118,6 +124,8 @@ BEGIN
 
     DROP TABLE IF EXISTS pg_temp.convert_result;
     CREATE TEMP TABLE convert_result ON COMMIT DROP AS
+    -- MATERIALIZED (two steps): their expressions are computed once per row, not
+    -- again wherever a later step names them; measured the fastest split.
     WITH src AS (
         SELECT v.PatientvaerdiId,
             v.Code,
@@ -136,37 +144,92 @@ BEGIN
             AND r.Code IN (SELECT s.Code FROM src AS s)
         ORDER BY r.Code, r.ActiveFromUtc DESC
     ),
-    lexed AS (
-        SELECT s.*,
-            a.Code AS RuleCode, a.Unit AS CanonicalUnit, a.DataType, a.MinValue, a.MaxValue,
-            m.Parts[1] AS Comparator,
-            m.Parts[2] AS NumberText,
-            nullif(btrim(m.Parts[3]), '') AS UnitText
-        FROM src AS s
-        LEFT JOIN analysis AS a ON a.Code = s.Code
-        CROSS JOIN LATERAL (
-            SELECT regexp_match(s.Raw, '^(<=|>=|<|>)?\s*([+-]?[0-9][0-9.,]*)\s*([^0-9.,\s+-][^0-9]*)?$') AS Parts
-        ) AS m
+    lexed AS MATERIALIZED (
+        SELECT n.*,
+            left(n.Unsigned, n.NumberLength) AS NumberText,
+            nullif(btrim(substr(n.Unsigned, n.NumberLength + 1)), '') AS UnitText
+        FROM (
+            SELECT r.*,
+                CASE WHEN left(r.Rest, 1) IN ('+', '-') THEN left(r.Rest, 1) ELSE '' END AS Sign,
+                CASE WHEN left(r.Rest, 1) IN ('+', '-') THEN substr(r.Rest, 2) ELSE r.Rest END AS Unsigned,
+                -- The leading run of digits and separators: what ltrim takes off.
+                length(CASE WHEN left(r.Rest, 1) IN ('+', '-') THEN substr(r.Rest, 2) ELSE r.Rest END)
+                    - length(ltrim(CASE WHEN left(r.Rest, 1) IN ('+', '-') THEN substr(r.Rest, 2) ELSE r.Rest END,
+                        '0123456789.,')) AS NumberLength
+            FROM (
+                SELECT c.*, ltrim(substr(c.Raw, coalesce(length(c.Comparator), 0) + 1)) AS Rest
+                FROM (
+                    SELECT s.*,
+                        a.Code AS RuleCode, a.Unit AS CanonicalUnit, a.DataType, a.MinValue, a.MaxValue,
+                        CASE
+                            WHEN left(s.Raw, 2) IN ('<=', '>=') THEN left(s.Raw, 2)
+                            WHEN left(s.Raw, 1) IN ('<', '>') THEN left(s.Raw, 1)
+                        END AS Comparator
+                    FROM src AS s
+                    LEFT JOIN analysis AS a ON a.Code = s.Code
+                ) AS c
+            ) AS r
+        ) AS n
     ),
-    readings AS (
-        -- First reading (and a second one for a lone separator before three digits).
-        SELECT l.*,
+    shaped AS (
+        -- The text's shape: every digit becomes 9, so '1.234,5' is '9.999,9'.
+        SELECT h.*,
+            CASE WHEN h.Dots + h.Commas > 0 THEN
+                length(h.Shape) - least(nullif(strpos(reverse(h.Shape), '.'), 0), nullif(strpos(reverse(h.Shape), ','), 0)) + 1
+            END AS LastSepAt
+        FROM (
+            SELECT l.*,
+                translate(l.NumberText, '0123456789', '9999999999') AS Shape,
+                length(l.NumberText) - length(replace(l.NumberText, '.', '')) AS Dots,
+                length(l.NumberText) - length(replace(l.NumberText, ',', '')) AS Commas
+            FROM lexed AS l
+        ) AS h
+    ),
+    parts AS (
+        SELECT s.*,
+            left(s.NumberText, s.LastSepAt - 1) AS IntPart,
+            substr(s.NumberText, s.LastSepAt + 1) AS FracPart,
+            substr(s.NumberText, s.LastSepAt, 1) AS LastSep,
+            left(s.Shape, s.LastSepAt - 1) AS IntShape,
+            substr(s.Shape, s.LastSepAt + 1) AS FracShape,
+            NOT (coalesce(s.UnitText ~ '[0-9]' OR left(s.UnitText, 1) IN ('+', '-'), false)
+                OR s.NumberText = '' OR length(s.NumberText) > 20 OR left(s.NumberText, 1) !~ '[0-9]') AS Lexed
+        FROM shaped AS s
+    ),
+    readings AS MATERIALIZED (
+        SELECT p.*,
             CASE
-                WHEN l.NumberText IS NULL THEN NULL
-                WHEN length(l.NumberText) > 20 THEN NULL
-                WHEN l.NumberText ~ '^[+-]?[0-9]+$' THEN l.NumberText
-                WHEN l.NumberText ~ '^[+-]?[0-9]+[.,][0-9]+$' THEN replace(l.NumberText, ',', '.')
-                WHEN l.NumberText ~ '^[+-]?[1-9][0-9]{0,2}(\.[0-9]{3})+,[0-9]+$'
-                    THEN replace(replace(l.NumberText, '.', ''), ',', '.')
-                WHEN l.NumberText ~ '^[+-]?[1-9][0-9]{0,2}(,[0-9]{3})+\.[0-9]+$' THEN replace(l.NumberText, ',', '')
-                WHEN l.NumberText ~ '^[+-]?[1-9][0-9]{0,2}(\.[0-9]{3}){2,}$' THEN replace(l.NumberText, '.', '')
-                WHEN l.NumberText ~ '^[+-]?[1-9][0-9]{0,2}(,[0-9]{3}){2,}$' THEN replace(l.NumberText, ',', '')
+                WHEN NOT p.Lexed THEN NULL
+                -- an integer
+                WHEN p.Dots + p.Commas = 0 THEN p.Sign || p.NumberText
+                -- one separator: the decimal mark
+                WHEN p.Dots + p.Commas = 1 AND p.IntShape ~ '^9+$' AND p.FracShape ~ '^9+$'
+                    THEN p.Sign || replace(p.NumberText, ',', '.')
+                -- both: the last one is the decimal mark, the other groups thousands
+                WHEN p.Dots > 0 AND p.Commas > 0
+                    AND (p.LastSep = ',' AND p.Commas = 1 OR p.LastSep = '.' AND p.Dots = 1)
+                    AND replace(p.IntShape, ',', '.') IN (
+                        '9.999', '99.999', '999.999', '9.999.999', '99.999.999', '999.999.999',
+                        '9.999.999.999', '99.999.999.999', '999.999.999.999'
+                    )
+                    AND p.NumberText NOT LIKE '0%' AND p.FracShape ~ '^9+$'
+                    THEN p.Sign || replace(replace(p.IntPart, '.', ''), ',', '') || '.' || p.FracPart
+                -- one kind, twice or more: thousands groups only
+                WHEN (p.Dots = 0 OR p.Commas = 0) AND p.Dots + p.Commas >= 2
+                    AND replace(p.Shape, ',', '.') IN (
+                        '9.999.999', '99.999.999', '999.999.999',
+                        '9.999.999.999', '99.999.999.999', '999.999.999.999'
+                    )
+                    AND p.NumberText NOT LIKE '0%'
+                    THEN p.Sign || replace(replace(p.NumberText, '.', ''), ',', '')
             END AS FirstText,
             CASE
-                WHEN l.NumberText ~ '^[+-]?[1-9][0-9]{0,2}[.,][0-9]{3}$' THEN replace(replace(l.NumberText, '.', ''), ',', '')
+                WHEN p.Lexed AND replace(p.Shape, ',', '.') IN ('9.999', '99.999', '999.999')
+                    AND p.NumberText NOT LIKE '0%'
+                    THEN p.Sign || replace(replace(p.NumberText, '.', ''), ',', '')
             END AS SecondText,
-            coalesce(l.UnitText, l.UnitColumn, l.CanonicalUnit) AS GivenUnit
-        FROM lexed AS l
+            coalesce(p.UnitText, p.UnitColumn, p.CanonicalUnit) AS GivenUnit
+        FROM parts AS p
     ),
     units AS (
         SELECT r.*,
@@ -186,9 +249,23 @@ BEGIN
         SELECT u.*,
             round((u.FirstText::numeric + u.AddBefore) * u.MultiplyBy, 4) AS FirstValue,
             round((u.SecondText::numeric + u.AddBefore) * u.MultiplyBy, 4) AS SecondValue,
-            regexp_match(u.RawTime, '^([0-9]{2})-([0-9]{2})-([0-9]{4})$') AS Danish,
-            regexp_match(u.RawTime, '^([0-9]{4})-([0-9]{2})-([0-9]{2})$') AS Iso,
-            regexp_match(u.RawTime, '^([0-9]{4})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([+-])([0-9]{2})([0-9]{2})$') AS Compact
+            -- year, month, day, hour, minute, second of the three formats
+            CASE
+                WHEN u.RawTime ~ '^[0-9]{2}-[0-9]{2}-[0-9]{4}$' THEN ARRAY[
+                    substr(u.RawTime, 7, 4), substr(u.RawTime, 4, 2), substr(u.RawTime, 1, 2), '0', '0', '0'
+                ]::integer[]
+                WHEN u.RawTime ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' THEN ARRAY[
+                    substr(u.RawTime, 1, 4), substr(u.RawTime, 6, 2), substr(u.RawTime, 9, 2), '0', '0', '0'
+                ]::integer[]
+                WHEN u.RawTime ~ '^[0-9]{14}[+-][0-9]{4}$' THEN ARRAY[
+                    substr(u.RawTime, 1, 4), substr(u.RawTime, 5, 2), substr(u.RawTime, 7, 2),
+                    substr(u.RawTime, 9, 2), substr(u.RawTime, 11, 2), substr(u.RawTime, 13, 2)
+                ]::integer[]
+            END AS Parts,
+            CASE WHEN u.RawTime ~ '^[0-9]{14}[+-][0-9]{4}$' THEN
+                (CASE substr(u.RawTime, 15, 1) WHEN '-' THEN -1 ELSE 1 END)
+                * (substr(u.RawTime, 16, 2)::integer * 60 + substr(u.RawTime, 18, 2)::integer)
+            END AS OffsetMinutes
         FROM units AS u
     ),
     fitted AS (
@@ -196,12 +273,7 @@ BEGIN
             (x.FirstValue IS NOT NULL AND x.FirstValue >= coalesce(x.MinValue, -99999999999999)
                 AND x.FirstValue <= coalesce(x.MaxValue, 99999999999999)) AS FirstFits,
             (x.SecondValue IS NOT NULL AND x.SecondValue >= coalesce(x.MinValue, -99999999999999)
-                AND x.SecondValue <= coalesce(x.MaxValue, 99999999999999)) AS SecondFits,
-            CASE
-                WHEN x.Danish IS NOT NULL THEN ARRAY[x.Danish[3], x.Danish[2], x.Danish[1], '0', '0', '0']::integer[]
-                WHEN x.Iso IS NOT NULL THEN ARRAY[x.Iso[1], x.Iso[2], x.Iso[3], '0', '0', '0']::integer[]
-                WHEN x.Compact IS NOT NULL THEN x.Compact[1:6]::integer[]
-            END AS Parts
+                AND x.SecondValue <= coalesce(x.MaxValue, 99999999999999)) AS SecondFits
         FROM valued AS x
     ),
     timed AS (
@@ -213,10 +285,9 @@ BEGIN
                 WHEN f.Parts[4] > 23 OR f.Parts[5] > 59 OR f.Parts[6] > 59 THEN NULL
                 WHEN f.Parts[3] > extract(DAY FROM make_date(f.Parts[1], f.Parts[2], 1) + INTERVAL '1 month - 1 day')
                     THEN NULL
-                WHEN f.Compact IS NOT NULL THEN
+                WHEN f.OffsetMinutes IS NOT NULL THEN
                     make_timestamp(f.Parts[1], f.Parts[2], f.Parts[3], f.Parts[4], f.Parts[5], f.Parts[6])
-                    - (CASE f.Compact[7] WHEN '-' THEN -1 ELSE 1 END)
-                    * (f.Compact[8]::integer * 60 + f.Compact[9]::integer) * INTERVAL '1 minute'
+                    - f.OffsetMinutes * INTERVAL '1 minute'
                 ELSE (make_timestamp(f.Parts[1], f.Parts[2], f.Parts[3], 0, 0, 0) AT TIME ZONE 'Europe/Copenhagen')
                     AT TIME ZONE 'UTC'
             END AS MeasuredUtc
