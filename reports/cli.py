@@ -43,7 +43,7 @@ def command(args, settings, db) -> int:
     day = args.date or job.today()
     if args.report_command == "daily":
         with db.connect() as conn:
-            report = job.make_report(db, conn, day, settings)
+            report = job.make_report(db, conn, day, settings.data_dir)
         rendered = job.page(report, settings.host)
         if args.out is None:
             sys.stdout.write(rendered.text)

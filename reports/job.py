@@ -10,6 +10,7 @@ fails, saying so, and the mail waits for the next run (or ``flp report send``).
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -44,10 +45,12 @@ def today() -> date:
     return datetime.now(UTC).date()
 
 
-def make_report(db, conn, day: date, settings: config.Settings) -> Report:
+def make_report(db, conn, day: date, data_dir: Path | None = None) -> Report:
+    """The day's report; matplotlib's cache goes under ``data_dir`` (else the temporary folder)."""
     stats = gather(db, conn, day)
     report_settings = load_settings(db, conn)
-    png = chart.png(stats.trend, settings.data_dir / "matplotlib")
+    cache = (data_dir or Path(tempfile.gettempdir())) / "matplotlib"
+    png = chart.png(stats.trend, cache)
     return Report(stats, report_settings, assess(stats, report_settings), png)
 
 
@@ -67,7 +70,7 @@ def message(report: Report, host: str) -> EmailMessage:
 def queue_and_deliver(db, day: date, settings: config.Settings) -> tuple[Path, Delivery, Report]:
     """Build the day's mail, put it into the outbox, deliver everything waiting."""
     with db.connect() as conn:
-        report = make_report(db, conn, day, settings)
+        report = make_report(db, conn, day, settings.data_dir)
     outbox = Outbox(settings.data_dir)
     path = outbox.put(message(report, settings.host))
     return path, outbox.deliver(settings.smtp_url), report
@@ -106,7 +109,7 @@ def run_job(db, triggered_by="manual", execute=True, time_limit_seconds=None, ho
                 note = f"{report.assessment.status}: " + describe_delivery(path, delivery)
                 status, rows = ("failed" if delivery.error else "succeeded"), len(delivery.sent)
             else:
-                report = make_report(db, conn, today(), settings)
+                report = make_report(db, conn, today(), settings.data_dir)
                 note = f"dry run: {report.assessment.status}, nothing written or sent"
                 status, rows = "succeeded", 0
             db.call(

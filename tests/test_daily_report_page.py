@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import config
 from reports import job as report_job
 from tests.conftest import require_service
 from tests.support.reports import add_run, at, busy_day
@@ -63,9 +62,8 @@ def page(db, tmp_path) -> str:
     busy_day(db, DAY)
     # A long job name and big numbers, the widest rows the page must fold.
     add_run(db, "convert_invalid_values_with_a_long_name", "failed", at(DAY, 3), 7200, 123_456_789)
-    settings = config.load({"FLP_DATA_DIR": str(tmp_path / "data")})
     with db.connect() as conn:
-        report = report_job.make_report(db, conn, DAY, settings)
+        report = report_job.make_report(db, conn, DAY, tmp_path / "data")
     return report_job.page(report, "test-host").html
 
 

@@ -9,6 +9,7 @@ from orchestrator.http import problems, uploads
 from orchestrator.http.auth import Verifier
 from orchestrator.http.limits import Guard, Limits
 from orchestrator.http.settings import HttpSettings
+from reports import http as report_pages
 
 TITLE = "FLP service"
 VERSION = "1.0.0"
@@ -29,6 +30,7 @@ def create_app(settings: HttpSettings | None, db: Database | None, limits: Limit
     app.state.guard = Guard(limits or Limits())
     problems.install(app)
     app.include_router(uploads.router)
+    app.include_router(report_pages.router)  # the operations page (reports/http.py; not in openapi.json)
 
     @app.get("/health", tags=["health"], summary="The service answers (no token needed)")
     def health() -> dict[str, str]:
