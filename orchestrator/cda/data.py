@@ -63,6 +63,7 @@ class Version:
     document_id: uuid.UUID
     content_hash: str
     created_utc: dt.datetime
+    previous_document_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,9 @@ def parse(document: str) -> CarePlans:
                     document_id=_uuid(v["documentId"]),
                     content_hash=v["contentHash"].strip(),
                     created_utc=_time(v["createdUtc"]),
+                    previous_document_id=None
+                    if v.get("previousDocumentId") is None
+                    else _uuid(v["previousDocumentId"]),
                 ),
                 diagnoses=tuple(
                     Diagnosis(

@@ -10,7 +10,8 @@
 --    "plans": [{forloebsplanId, forloebCode, title, setId, status, createdUtc,
 --               planVersionNumber,
 --               "version": newest PLSP.CdaDocumentVersion row or null
---                          {versionNumber, documentId, contentHash, createdUtc},
+--                          {versionNumber, documentId, contentHash, createdUtc,
+--                           previousDocumentId (the version before it, for RPLC)},
 --               "diagnoses":  [{code, codeSystem, description, diagnosedDate, endedDate}],
 --               "medication": [{atcCode, drugName, startDate, endDate}],
 --               "values":     [{valueId, code, description, value, unit, comparator, measuredUtc}]}]}
@@ -109,7 +110,11 @@ BEGIN
                             dv.VersionNumber AS [versionNumber],
                             dv.DocumentId AS [documentId],
                             dv.ContentHash AS [contentHash],
-                            dv.CreatedUtc AS [createdUtc]
+                            dv.CreatedUtc AS [createdUtc],
+                            (
+                                SELECT pv.DocumentId FROM PLSP.CdaDocumentVersion AS pv
+                                WHERE pv.ForloebsplanId = dv.ForloebsplanId AND pv.VersionNumber = dv.VersionNumber - 1
+                            ) AS [previousDocumentId]
                         FROM PLSP.CdaDocumentVersion AS dv
                         WHERE dv.ForloebsplanId = f.ForloebsplanId
                         ORDER BY dv.VersionNumber DESC

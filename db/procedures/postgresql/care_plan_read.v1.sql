@@ -10,7 +10,8 @@
 --    "plans": [{forloebsplanId, forloebCode, title, setId, status, createdUtc,
 --               planVersionNumber,
 --               "version": newest PLSP.CdaDocumentVersion row or null
---                          {versionNumber, documentId, contentHash, createdUtc},
+--                          {versionNumber, documentId, contentHash, createdUtc,
+--                           previousDocumentId (the version before it, for RPLC)},
 --               "diagnoses":  [{code, codeSystem, description, diagnosedDate, endedDate}],
 --               "medication": [{atcCode, drugName, startDate, endDate}],
 --               "values":     [{valueId, code, description, value, unit, comparator, measuredUtc}]}]}
@@ -99,7 +100,11 @@ BEGIN
                 'version', (
                     SELECT json_build_object(
                         'versionNumber', dv.VersionNumber, 'documentId', dv.DocumentId,
-                        'contentHash', dv.ContentHash, 'createdUtc', dv.CreatedUtc
+                        'contentHash', dv.ContentHash, 'createdUtc', dv.CreatedUtc,
+                        'previousDocumentId', (
+                            SELECT pv.DocumentId FROM PLSP.CdaDocumentVersion AS pv
+                            WHERE pv.ForloebsplanId = dv.ForloebsplanId AND pv.VersionNumber = dv.VersionNumber - 1
+                        )
                     )
                     FROM PLSP.CdaDocumentVersion AS dv
                     WHERE dv.ForloebsplanId = f.ForloebsplanId
