@@ -56,6 +56,10 @@ class Settings:
     auth_leeway_seconds: str | None = None  # clock skew allowed on exp/nbf/iat, default 30
     tls_cert_file: str | None = None  # serve HTTPS directly (else behind a reverse proxy)
     tls_key_file: str | None = None
+    # CDA (docs/cda.md): the HL7 CDA R2 SDTC schema folder (default ../shared/cda beside the checkout)
+    # and the key of the patient hash in the access log (default a key file made in data_dir).
+    cda_schema_dir: str | None = None
+    cda_hash_key_file: str | None = None
 
     @property
     def host(self) -> str:
@@ -161,6 +165,8 @@ HTTP_SETTINGS = (
     "auth_leeway_seconds",
     "tls_cert_file",
     "tls_key_file",
+    "cda_schema_dir",
+    "cda_hash_key_file",
 )
 
 
