@@ -84,6 +84,18 @@ def describe_delivery(path: Path, delivery: Delivery) -> str:
     return f"sent {len(delivery.sent)} mail(s); the outbox is empty"
 
 
+def where_the_mail_went(settings: config.Settings) -> str:
+    """A line for ``flp demo``: the newest mail waiting in the outbox, or the newest one sent."""
+    outbox = Outbox(settings.data_dir)
+    waiting = outbox.waiting()
+    if waiting:
+        return f"The day's operations mail is in the outbox: {waiting[-1]}"
+    sent = sorted(outbox.sent_folder.glob("*.eml")) if outbox.sent_folder.is_dir() else []
+    if sent:
+        return f"The day's operations mail was sent over SMTP; a copy is in {sent[-1]}"
+    return f"No operations mail in {outbox.folder} (the daily_report step says why)"
+
+
 def run_job(db, triggered_by="manual", execute=True, time_limit_seconds=None, host=None) -> JobResult:
     """One run of the daily report (jobs.Job.runner); a dry run builds the report and sends nothing."""
     settings = config.load()

@@ -68,6 +68,9 @@ def run(settings: Settings, patients: int, seed_value: int) -> int:
             print(f"{job.name} failed: {result.error}")
 
     print_summary(steps)
+    from reports.job import where_the_mail_went
+
+    print(where_the_mail_went(settings))  # the day's operations mail (daily_report)
     db.engine.dispose()
     # Every other command uses the embedded database `flp` unless told otherwise.
     print(
