@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from orchestrator.http import store
 from orchestrator.http.auth import Principal, require
@@ -13,8 +13,26 @@ from orchestrator.http.problems import FieldError, responses
 
 router = APIRouter(prefix="/v1", tags=["uploads"])
 
-Code = Annotated[str, Field(min_length=1, max_length=20)]
-Day = Annotated[str, Field(max_length=10, description="YYYY-MM-DD", examples=["2024-05-01"])]
+NO_NUL = r"^[^\x00]*$"  # the database's text holds no NUL character
+
+
+def _storable(value: str) -> str:
+    """Text the database can store: no NUL, no lone UTF-16 surrogate."""
+    if "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value):
+        raise ValueError("the text holds a NUL character or a lone surrogate")
+    return value
+
+
+def text(max_length: int, min_length: int = 0, **extra):
+    return Annotated[
+        str,
+        Field(min_length=min_length, max_length=max_length, pattern=NO_NUL, **extra),
+        AfterValidator(_storable),
+    ]
+
+
+Code = text(20, 1)
+Day = text(10, description="YYYY-MM-DD", examples=["2024-05-01"])
 
 
 class Strict(BaseModel):
@@ -23,43 +41,41 @@ class Strict(BaseModel):
 
 class Value(Strict):
     code: Code = Field(description="analysis code (NPU, DNK, MCS), e.g. NPU27300")
-    value: str | None = Field(
-        None, max_length=100, description="the raw text as entered: '7,5', '<5', '53 mmol/mol'"
-    )
-    unit: str | None = Field(None, max_length=20)
-    time: str = Field(max_length=40, description="'2018-08-24', '24-08-2018' or '20180824121545+0200'")
+    value: text(100, description="the raw text as entered: '7,5', '<5', '53 mmol/mol'") | None = None
+    unit: text(20) | None = None
+    time: text(40, description="'2018-08-24', '24-08-2018' or '20180824121545+0200'")
 
 
 class Diagnosis(Strict):
-    codeSystem: str = Field(max_length=10, description="ICPC2 or SKS")
-    code: Annotated[str, Field(min_length=1, max_length=10)]
+    codeSystem: text(10, description="ICPC2 or SKS")
+    code: text(10, 1)
     diagnosedDate: Day
     endedDate: Day | None = None
 
 
 class Medication(Strict):
-    atcCode: Annotated[str, Field(min_length=1, max_length=10)]
-    drugName: str | None = Field(None, max_length=200)
+    atcCode: text(10, 1)
+    drugName: text(200) | None = None
     startDate: Day
     endDate: Day | None = None
 
 
 class Service(Strict):
-    serviceCode: Annotated[str, Field(min_length=1, max_length=4)]
+    serviceCode: text(4, 1)
     serviceDate: Day
 
 
 class Property(Strict):
     code: Code
-    value: str | None = Field(None, max_length=100)
+    value: text(100) | None = None
     validFrom: Day
     validTo: Day | None = None
 
 
 class PatientDocument(Strict):
-    cpr: str = Field(max_length=10, description="ten digits, no hyphen (personal data: never logged)")
-    givenName: str | None = Field(None, max_length=100)
-    familyName: str | None = Field(None, max_length=100)
+    cpr: text(10, description="ten digits, no hyphen (personal data: never logged)")
+    givenName: text(100) | None = None
+    familyName: text(100) | None = None
     values: list[Value] = Field(default_factory=list, max_length=5000)
     diagnoses: list[Diagnosis] = Field(default_factory=list, max_length=1000)
     medication: list[Medication] = Field(default_factory=list, max_length=1000)
