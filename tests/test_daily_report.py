@@ -223,3 +223,52 @@ def test_flp_report_daily_renders_without_sending_and_send_sends(db, tmp_path, s
     assert len(smtp.mailbox.messages) == 1
     assert cli.main(["report", "daily", "--date", "2026-13-01"]) == 2
     assert "not a date" in capsys.readouterr().err
+
+
+@pytest.fixture
+def login_url(db, pg_server_url):
+    """URL factory: the test's database as a new login holding only ``role``."""
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+    from sqlalchemy.engine import make_url
+
+    from orchestrator.db.urls import libpq_url
+
+    logins = []
+
+    def make(role: str) -> str:
+        login = f"flp_rep_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(libpq_url(pg_server_url), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN IN ROLE {}").format(sql.Identifier(login), sql.Identifier(role))
+            )
+        logins.append(login)
+        return make_url(db.url).set(username=login, password=None).render_as_string(hide_password=False)
+
+    yield make
+    with psycopg.connect(libpq_url(pg_server_url), autocommit=True) as conn:
+        for login in logins:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(login)))
+
+
+def test_the_orchestrators_role_runs_the_job_and_the_operators_role_reads_the_report(
+    db, tmp_path, monkeypatch, login_url
+):
+    from orchestrator.db.connection import Database
+
+    busy_day(db, DAY)
+    monkeypatch.setenv("FLP_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("FLP_SMTP_URL", raising=False)
+    orchestrator = Database(login_url("flp_orchestrator"))
+    operator = Database(login_url("flp_operator"))
+    try:
+        assert run_job(orchestrator, JOBS["daily_report"], "test").result == "succeeded"
+        with operator.connect() as conn:
+            report = report_job.make_report(operator, conn, DAY, tmp_path / "data")
+        assert report.stats.get("jobs", "session_purge", "runs") == 3
+    finally:
+        orchestrator.engine.dispose()
+        operator.engine.dispose()
+    assert len(Outbox(tmp_path / "data").waiting()) == 1
