@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from orchestrator.db.connection import Database
-from orchestrator.http import problems, uploads
+from orchestrator.http import cda, problems, uploads
 from orchestrator.http.auth import Verifier
 from orchestrator.http.limits import Guard, Limits
 from orchestrator.http.settings import HttpSettings
@@ -30,6 +30,7 @@ def create_app(settings: HttpSettings | None, db: Database | None, limits: Limit
     app.state.guard = Guard(limits or Limits())
     problems.install(app)
     app.include_router(uploads.router)
+    app.include_router(cda.router)  # HentCDA, values, DDS on-demand (docs/cda.md)
     app.include_router(report_pages.router)  # the operations page (reports/http.py; not in openapi.json)
 
     @app.get("/health", tags=["health"], summary="The service answers (no token needed)")
