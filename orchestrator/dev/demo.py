@@ -67,7 +67,13 @@ def run(settings: Settings, patients: int, seed_value: int) -> int:
         if result.error:
             print(f"{job.name} failed: {result.error}")
 
+    from orchestrator.dev import demo_cda  # one patient's DK-CPD document, written and validated
+
+    cda_step, cda_path, cda_message = demo_cda.step(settings, db, Step)
+    steps.append(cda_step)
+
     print_summary(steps)
+    print(f"One patient's care plan (DK-CPD): {cda_path} ({cda_message})" if cda_path else cda_message)
     from reports.job import where_the_mail_went
 
     print(where_the_mail_went(settings))  # the day's operations mail (daily_report)
