@@ -192,6 +192,41 @@ def _now(rows: list[dict[str, Any]], conn, db) -> datetime:
     return datetime.now(UTC)  # nothing in the database to show an age for
 
 
+UPLOAD_DAYS = 2  # today and yesterday (UTC)
+
+
+def _uploads(db, conn, now: datetime) -> list[dict[str, Any]]:
+    """Monitor.upload_statistics for the last UPLOAD_DAYS days: per LPS (SOR) and day."""
+    from datetime import timedelta
+
+    today = now.date()
+    rows = db.rows(
+        conn,
+        "Monitor.upload_statistics",
+        {"FromDay": today - timedelta(days=UPLOAD_DAYS - 1), "ToDay": today},
+    )
+    out = []
+    for r in rows:
+        written = int(r["rowsinserted"]) + int(r["rowsupdated"]) + int(r["rowsunchanged"])
+        out.append(
+            {
+                "sor": r["sorcode"],
+                "day_utc": r["dayutc"].isoformat(),
+                "uploads": int(r["uploads"]),
+                "documents": int(r["documents"]),
+                "rejected_documents": int(r["rejecteddocuments"]),
+                "rows_inserted": int(r["rowsinserted"]),
+                "rows_updated": int(r["rowsupdated"]),
+                "rows_unchanged": int(r["rowsunchanged"]),
+                "rows_rejected": int(r["rowsrejected"]),
+                "no_op_share": round(int(r["rowsunchanged"]) / written, 4) if written else None,
+                "throttled": int(r["throttled"]),
+                "rejected_by_reason": r["rejectedbyreason"] or "",
+            }
+        )
+    return out
+
+
 def overview(db) -> dict[str, Any]:
     """Every job of the registry (and any other job that has runs) with its last run,
     its runs and failures in the last WINDOW_HOURS, and the orchestrators' heartbeats."""
@@ -201,6 +236,7 @@ def overview(db) -> dict[str, Any]:
         now = _utc((last or beats)[0]["nowutc"]) if (last or beats) else datetime.now(UTC)  # nothing to age
         by_name = {row["jobname"]: row for row in last}
         missed = {name: _missed(db, conn, name, now) for name in JOBS if name in by_name}
+        uploads = _uploads(db, conn, now)
     by_name = {row["jobname"]: row for row in last}
     names = list(JOBS) + sorted(name for name in by_name if name not in JOBS)
     jobs = []
@@ -242,6 +278,7 @@ def overview(db) -> dict[str, Any]:
         "jobs": jobs,
         "warnings": sum(len(job["warnings"]) for job in jobs),
         "heartbeats": heartbeats,
+        "uploads": uploads,
     }
 
 
@@ -374,6 +411,40 @@ def _render_overview(data: dict[str, Any], console) -> None:
             f"{span(beat['age_seconds'])} ago",
         )
     console.print(beats)
+    if data.get("uploads"):
+        _render_uploads(data["uploads"], console)
+
+
+def _render_uploads(uploads: list[dict[str, Any]], console) -> None:
+    from rich.markup import escape
+
+    table = _table(
+        "Uploads per LPS (SOR) and UTC day",
+        "day",
+        "sor",
+        "uploads",
+        "documents",
+        "rows",
+        "no-op",
+        "rejected",
+        "throttled",
+        "reasons",
+        right=("uploads", "documents", "rows", "no-op", "rejected", "throttled"),
+    )
+    for u in uploads:
+        rows = u["rows_inserted"] + u["rows_updated"] + u["rows_unchanged"]
+        table.add_row(
+            u["day_utc"],
+            escape(u["sor"]),
+            f"{u['uploads']:,}",
+            f"{u['documents']:,}",
+            f"{rows:,}",
+            "" if u["no_op_share"] is None else f"{u['no_op_share']:.1%}",
+            f"{u['rows_rejected']:,}",
+            f"{u['throttled']:,}",
+            escape(u["rejected_by_reason"]),
+        )
+    console.print(table)
 
 
 def _render_runs(data: dict[str, Any], console) -> None:

@@ -273,7 +273,7 @@ def test_status_json_is_pure_json_with_stable_keys(history, capsys):
     data = json.loads(out)
     assert set(data) == {
         "now_utc", "window_hours", "failures_in_a_row_warning", "stale_intervals", "jobs", "warnings",
-        "heartbeats",
+        "heartbeats", "uploads",
     }  # fmt: skip
     assert [j["job"] for j in data["jobs"]] == list(JOBS)
     cleanup = next(j for j in data["jobs"] if j["job"] == "log_cleanup")

@@ -192,3 +192,30 @@ def test_bad_parameters_are_named_together(db):
     with pytest.raises(psycopg.Error) as err:
         store.upload(db, "12a", "", {"patients": [DOC]}, now=NOW)
     assert "p_SorCode" in str(err.value) and "p_Ydernummer" in str(err.value)
+
+
+def test_statistics_per_lps_and_day_are_read_by_the_monitor_procedure_and_shown_in_status(db):
+    from datetime import date
+
+    from orchestrator import status
+
+    upload(db, DOC, now=None)
+    upload(db, DOC, with_("values.0.code", "NPU99999", {**DOC, "cpr": "0202702235"}), now=None)
+    with db.connect() as conn:
+        rows = db.rows(
+            conn, "Monitor.upload_statistics", {"FromDay": date(2000, 1, 1), "ToDay": date(2000, 1, 5)}
+        )
+    assert rows == []
+    (row,) = status.overview(db)["uploads"]
+    assert (row["sor"], row["uploads"], row["documents"], row["rejected_documents"]) == (SOR, 2, 3, 1)
+    assert (row["rows_inserted"], row["rows_unchanged"], row["rows_rejected"]) == (5, 5, 5)
+    assert row["no_op_share"] == 0.5 and row["rejected_by_reason"] == "unknown_code=1"
+
+
+def test_the_statistics_read_names_a_bad_range(db):
+    from datetime import date
+
+    import psycopg
+
+    with db.connect() as conn, pytest.raises(psycopg.Error, match="p_ToDay"):
+        db.rows(conn, "Monitor.upload_statistics", {"FromDay": date(2025, 1, 1), "ToDay": date(2025, 6, 1)})

@@ -14,6 +14,7 @@ depends_on = None
 # (procedure file name, version) applied by this migration, in order.
 PROCEDURES: list[tuple[str, int]] = [
     ("upload_data", 1),
+    ("upload_statistics", 1),
 ]
 
 
