@@ -103,17 +103,28 @@ BEGIN
     -- Log start. Holding the lock proves no earlier run is alive, so a row
     -- still marked running belongs to a run whose session died.
     ----------------------------------------------------------------------------
-    BEGIN TRANSACTION;
-    UPDATE Ops.JobRun
-    SET Status = 'abandoned',
-        EndedUtc = SYSUTCDATETIME(),
-        Message = N'the session ended before the run finished; found by a later run'
-    WHERE JobName = @JobName AND Status = 'running';
+    -- The lock belongs to the session, not to the transaction: a start that
+    -- fails here (a lock time-out, a deadlock, a full log) releases it, or the
+    -- job would be 'already_running' until this pooled session ends.
+    BEGIN TRY
+        BEGIN TRANSACTION;
+        UPDATE Ops.JobRun
+        SET Status = 'abandoned',
+            EndedUtc = SYSUTCDATETIME(),
+            Message = N'the session ended before the run finished; found by a later run'
+        WHERE JobName = @JobName AND Status = 'running';
 
-    INSERT INTO Ops.JobRun (JobName, TriggeredBy, Host, Status, Parameters)
-    VALUES (@JobName, @TriggeredBy, @Host, 'running', @Parameters);
-    SET @JobRunId = CAST(SCOPE_IDENTITY() AS bigint);
-    COMMIT TRANSACTION;
+        INSERT INTO Ops.JobRun (JobName, TriggeredBy, Host, Status, Parameters)
+        VALUES (@JobName, @TriggeredBy, @Host, 'running', @Parameters);
+        SET @JobRunId = CAST(SCOPE_IDENTITY() AS bigint);
+        COMMIT TRANSACTION;
+    END TRY
+    BEGIN CATCH
+        IF @@TRANCOUNT > 0
+            ROLLBACK TRANSACTION;
+        EXEC sys.sp_releaseapplock @Resource = @Resource, @LockOwner = 'Session', @DbPrincipal = N'flp_orchestrator';
+        THROW;
+    END CATCH;
 
     SET @Result = 'started';
 END;

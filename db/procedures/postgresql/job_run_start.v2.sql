@@ -95,15 +95,23 @@ BEGIN
     -- Log start. Holding the lock proves no earlier run is alive, so a row
     -- still marked running belongs to a run whose session died.
     ----------------------------------------------------------------------------
-    UPDATE Ops.JobRun
-    SET Status = 'abandoned',
-        EndedUtc = clock_timestamp() AT TIME ZONE 'UTC',
-        Message = 'the session ended before the run finished; found by a later run'
-    WHERE JobName = p_JobName AND Status = 'running';
+    -- The advisory lock belongs to the session, not to the transaction: a start
+    -- that fails here releases it, or the job would be 'already_running' until
+    -- this pooled session ends (as on SQL Server).
+    BEGIN
+        UPDATE Ops.JobRun
+        SET Status = 'abandoned',
+            EndedUtc = clock_timestamp() AT TIME ZONE 'UTC',
+            Message = 'the session ended before the run finished; found by a later run'
+        WHERE JobName = p_JobName AND Status = 'running';
 
-    INSERT INTO Ops.JobRun (JobName, TriggeredBy, Host, StartedUtc, Status, Parameters)
-    VALUES (p_JobName, p_TriggeredBy, p_Host, clock_timestamp() AT TIME ZONE 'UTC', 'running', p_Parameters)
-    RETURNING JobRunId INTO p_JobRunId;
+        INSERT INTO Ops.JobRun (JobName, TriggeredBy, Host, StartedUtc, Status, Parameters)
+        VALUES (p_JobName, p_TriggeredBy, p_Host, clock_timestamp() AT TIME ZONE 'UTC', 'running', p_Parameters)
+        RETURNING JobRunId INTO p_JobRunId;
+    EXCEPTION WHEN OTHERS THEN
+        PERFORM pg_advisory_unlock(v_LockKey);
+        RAISE;
+    END;
 
     p_Result := 'started';
 END;
