@@ -15,7 +15,8 @@
 --                        tables with filtered indexes needs: ANSI_PADDING,
 --                        ANSI_WARNINGS, ARITHABORT, CONCAT_NULL_YIELDS_NULL ON
 --                        and NUMERIC_ROUNDABORT OFF (the ODBC driver's
---                        defaults). Inside a procedure ANSI_NULLS and
+--                        defaults; its ARITHABORT OFF passes: ANSI_WARNINGS
+--                        ON makes it ON at level 90+). Inside a procedure ANSI_NULLS and
 --                        QUOTED_IDENTIFIER are the module's own (read here as
 --                        well, but ProcedureSetOptions is the check for them).
 --   ProcedureSetOptions  every FLP module was created with ANSI_NULLS and
@@ -143,7 +144,9 @@ BEGIN
         SET @WrongOptions += N'ANSI_PADDING OFF, ';
     IF SESSIONPROPERTY('ANSI_WARNINGS') <> 1
         SET @WrongOptions += N'ANSI_WARNINGS OFF, ';
-    IF SESSIONPROPERTY('ARITHABORT') <> 1
+    -- ODBC and OLE DB sessions report ARITHABORT OFF; with ANSI_WARNINGS ON at
+    -- level 90 or later it is in effect ON (filtered indexes accept the session).
+    IF SESSIONPROPERTY('ARITHABORT') <> 1 AND (SESSIONPROPERTY('ANSI_WARNINGS') <> 1 OR @CompatibilityLevel < 90)
         SET @WrongOptions += N'ARITHABORT OFF, ';
     IF SESSIONPROPERTY('CONCAT_NULL_YIELDS_NULL') <> 1
         SET @WrongOptions += N'CONCAT_NULL_YIELDS_NULL OFF, ';
