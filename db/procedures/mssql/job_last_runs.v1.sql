@@ -86,5 +86,8 @@ BEGIN
     FROM Summary AS s
     INNER JOIN Ops.JobRun AS r
         ON r.JobRunId = CASE WHEN s.LastRealRunId > 0 THEN s.LastRealRunId ELSE s.LastRowId END
-    ORDER BY s.JobName;
+    ORDER BY s.JobName
+    -- "@JobName IS NULL OR JobName = @JobName": one cached plan would serve both
+    -- (a scan for every call); RECOMPILE seeks IX_JobRun_JobName_Started for one job.
+    OPTION (RECOMPILE);
 END;
