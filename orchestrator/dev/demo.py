@@ -72,8 +72,14 @@ def run(settings: Settings, patients: int, seed_value: int) -> int:
     cda_step, cda_path, cda_message = demo_cda.step(settings, db, Step)
     steps.append(cda_step)
 
+    from orchestrator.dev import demo_upload  # flp serve on a free loopback port, a few uploads, stopped
+
+    upload_steps, upload_lines = demo_upload.steps(settings, db, Step)
+    steps += upload_steps
+
     print_summary(steps)
     print(f"One patient's care plan (DK-CPD): {cda_path} ({cda_message})" if cda_path else cda_message)
+    print("\n".join(upload_lines))
     from reports.job import where_the_mail_went
 
     print(where_the_mail_went(settings))  # the day's operations mail (daily_report)
