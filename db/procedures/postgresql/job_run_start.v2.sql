@@ -108,7 +108,7 @@ BEGIN
         INSERT INTO Ops.JobRun (JobName, TriggeredBy, Host, StartedUtc, Status, Parameters)
         VALUES (p_JobName, p_TriggeredBy, p_Host, clock_timestamp() AT TIME ZONE 'UTC', 'running', p_Parameters)
         RETURNING JobRunId INTO p_JobRunId;
-    EXCEPTION WHEN OTHERS THEN
+    EXCEPTION WHEN query_canceled OR OTHERS THEN  -- OTHERS alone leaves out a statement_timeout's cancel
         PERFORM pg_advisory_unlock(v_LockKey);
         RAISE;
     END;
