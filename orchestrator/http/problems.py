@@ -129,5 +129,24 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unexpected error", extra={"path": request.url.path, "error": type(exc).__name__})
+        if type(exc).__name__ in ("OperationalError", "InterfaceError") and "FL001" not in str(
+            getattr(exc, "sqlstate", "")
+        ):
+            log.warning("database unavailable", extra={"path": request.url.path, "error": type(exc).__name__})
+            return problem_response(
+                503,
+                "Service unavailable",
+                "the database is unavailable",
+                kind="unavailable",
+                headers={"Retry-After": "5"},
+            )
+        # The class and SQLSTATE only: a database message may quote the document (a CPR number).
+        log.error(
+            "unexpected error",
+            extra={
+                "path": request.url.path,
+                "error": type(exc).__name__,
+                "sqlstate": getattr(exc, "sqlstate", None),
+            },
+        )
         return problem_response(500, "Internal error", "the error is logged; nothing was half-written")

@@ -309,9 +309,11 @@ BEGIN
     ----------------------------------------------------------------------------
     SELECT k.KlinikId INTO v_KlinikId FROM PLSP.Klinik AS k WHERE k.SorCode = p_SorCode;
     IF p_Execute = 'Y' AND v_KlinikId IS NULL THEN
+        -- Two first uploads of a clinic at once: one inserts, the other finds it.
         INSERT INTO PLSP.Klinik (SorCode, Ydernummer, Name)
         VALUES (p_SorCode, p_Ydernummer, 'SOR ' || p_SorCode)
-        RETURNING KlinikId INTO v_KlinikId;
+        ON CONFLICT (SorCode) DO NOTHING;
+        SELECT k.KlinikId INTO v_KlinikId FROM PLSP.Klinik AS k WHERE k.SorCode = p_SorCode;
     END IF;
 
     IF p_Execute = 'Y' THEN
