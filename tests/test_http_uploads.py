@@ -87,3 +87,14 @@ def test_a_token_bucket_refills_at_its_rate():
     assert buckets.take("a") == pytest.approx(0.5)
     now[0] = 0.5
     assert buckets.take("a") == 0.0
+
+
+def test_only_one_bulk_upload_runs_at_once_and_small_ones_still_pass(db, keys, logs):
+    load_relevant(db)
+    app = create_app(http_settings(keys), db, Limits(bulk_rows=1, bulk_concurrency=1))
+    app.state.guard.bulk_slots.acquire()  # a bulk upload in progress
+    with serving(app) as base:
+        status, headers, body = request(url(base), keys.token(), GOOD)  # two rows: bulk here
+        assert status == 429 and body["type"].endswith("bulk-busy") and headers["retry-after"] == "1"
+        small = {"cpr": CPR_OK, "diagnoses": GOOD["diagnoses"]}
+        assert request(url(base), keys.token(), small)[0] == 200

@@ -21,6 +21,8 @@ class Limits:
     rate_per_second: float = 5.0  # sustained uploads per LPS (SOR code)
     burst: int = 20  # uploads an LPS may send at once after a quiet spell
     concurrency: int = 8  # uploads in the database at the same time, all LPS together
+    bulk_rows: int = 500  # an upload with more rows than this is bulk work (a resync) ...
+    bulk_concurrency: int = 1  # ... and only this many run at once, so small uploads keep a core
 
 
 class TokenBuckets:
@@ -49,8 +51,11 @@ class Guard:
         self.limits = limits
         self.buckets = TokenBuckets(limits.rate_per_second, limits.burst)
         self.slots = threading.BoundedSemaphore(limits.concurrency)
+        self.bulk_slots = threading.BoundedSemaphore(limits.bulk_concurrency)
 
-    def admit(self, sor: str) -> None:
+    def admit(self, sor: str, rows: int = 0) -> bool:
+        """Admit one upload of ``rows`` rows or raise a 429 problem; True when it is bulk work
+        (pass it back to ``release``)."""
         wait = self.buckets.take(sor)
         if wait > 0:
             raise ProblemError(
@@ -60,7 +65,18 @@ class Guard:
                 kind="rate-limited",
                 headers={"Retry-After": str(max(1, math.ceil(wait)))},
             )
+        bulk = rows > self.limits.bulk_rows
+        if bulk and not self.bulk_slots.acquire(blocking=False):
+            raise ProblemError(
+                429,
+                "Too many requests",
+                f"another bulk upload (over {self.limits.bulk_rows} rows) is running: send it later",
+                kind="bulk-busy",
+                headers={"Retry-After": "1"},
+            )
         if not self.slots.acquire(blocking=False):
+            if bulk:
+                self.bulk_slots.release()
             raise ProblemError(
                 429,
                 "Too many requests",
@@ -68,6 +84,9 @@ class Guard:
                 kind="busy",
                 headers={"Retry-After": "1"},
             )
+        return bulk
 
-    def release(self) -> None:
+    def release(self, bulk: bool = False) -> None:
         self.slots.release()
+        if bulk:
+            self.bulk_slots.release()

@@ -114,12 +114,16 @@ def post_upload(
     principal: Annotated[Principal, Depends(require("lps"))],
 ) -> UploadResult:
     principal.ensure_clinic(sor)
+    batch = body if isinstance(body, UploadBatch) else UploadBatch(patients=[body])
+    rows = sum(
+        len(p.values) + len(p.diagnoses) + len(p.medication) + len(p.services) + len(p.properties)
+        for p in batch.patients
+    )
     guard = request.app.state.guard
-    guard.admit(sor)  # 429 with Retry-After beyond this clinic's rate or the service's concurrency
+    bulk = guard.admit(sor, rows)  # 429 with Retry-After beyond the clinic's rate or the concurrency
     try:
-        batch = body if isinstance(body, UploadBatch) else UploadBatch(patients=[body])
         document = batch.model_dump(mode="json")
         out = store.upload(request.app.state.db, sor, principal.ydernummer or "", document)
     finally:
-        guard.release()
+        guard.release(bulk)
     return UploadResult(**out)
