@@ -139,3 +139,34 @@ def test_the_fallback_gate_runs_a_daily_job_only_in_its_local_quarter_hour(db):
 def test_fallback_gate_parameters_are_checked_by_name(db, params, named):
     with pytest.raises(Exception, match=named):
         due(db, **params)
+
+
+@pytest.mark.parametrize(("saved", "after"), [("600", "600"), ("-", None)])
+def test_downgrade_with_an_open_stop_request_puts_the_time_limit_back(db, saved, after):
+    """A stop request sets TimeLimitSeconds to 1 and saves the old value ('-': there was
+    none); undoing 0010 while one is open must restore it, not leave the job at 1 s."""
+    from orchestrator.db import migrate
+
+    execute(db, "DELETE FROM Ops.Setting WHERE JobName = 'archive_aim' AND Name = 'TimeLimitSeconds'")
+    rows = [("TimeLimitSeconds", "1"), ("StopSavedTimeLimitSeconds", saved), ("StopRequestedRunId", "7")]
+    for name, value in rows:
+        execute(
+            db,
+            "INSERT INTO Ops.Setting (JobName, Name, Value, Description) VALUES ('archive_aim', ?, ?, 'test')",
+            (name, value),
+        )
+    db.engine.dispose()
+    migrate.downgrade(db.url, "0009")
+    assert (
+        scalar(
+            db, "SELECT Value FROM Ops.Setting WHERE JobName = 'archive_aim' AND Name = 'TimeLimitSeconds'"
+        )
+        == after
+    )
+    assert (
+        scalar(
+            db,
+            "SELECT count(*) FROM Ops.Setting WHERE Name IN ('StopSavedTimeLimitSeconds', 'StopRequestedRunId')",
+        )
+        == 0
+    )
