@@ -24,7 +24,7 @@ from orchestrator.db.connection import Database
 
 # Changes whenever the builder's output for the same content changes, so such a
 # release makes new versions instead of serving a changed document under an old id.
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 
 
 @dataclass(frozen=True)
