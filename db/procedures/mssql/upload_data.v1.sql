@@ -106,6 +106,8 @@ BEGIN
         BirthDate date NULL,
         PatientId bigint NULL,
         Rejected bit NOT NULL DEFAULT (0),
+        DocHash binary(32) NULL,
+        Unchanged bit NOT NULL DEFAULT (0),
         ValuesJson nvarchar(MAX) NULL,
         DiagnosesJson nvarchar(MAX) NULL,
         MedicationJson nvarchar(MAX) NULL,
@@ -113,10 +115,10 @@ BEGIN
         PropertiesJson nvarchar(MAX) NULL
     );
     INSERT INTO #UploadDoc (
-        DocNo, Cpr, GivenName, FamilyName, ValuesJson, DiagnosesJson, MedicationJson, ServicesJson, PropertiesJson
+        DocNo, Cpr, GivenName, FamilyName, ValuesJson, DiagnosesJson, MedicationJson, ServicesJson, PropertiesJson, DocHash
     )
     SELECT CAST(p.[key] AS int), j.Cpr, j.GivenName, j.FamilyName, j.ValuesJson, j.DiagnosesJson, j.MedicationJson,
-        j.ServicesJson, j.PropertiesJson
+        j.ServicesJson, j.PropertiesJson, HASHBYTES('SHA2_256', p.value)
     FROM OPENJSON(@Document, '$.patients') AS p
     OUTER APPLY OPENJSON(CASE WHEN p.type = 5 THEN p.value END) WITH (
         Cpr nvarchar(4000) '$.cpr',
@@ -128,6 +130,13 @@ BEGIN
         ServicesJson nvarchar(MAX) '$.services' AS JSON,
         PropertiesJson nvarchar(MAX) '$.properties' AS JSON
     ) AS j;
+
+    -- A document identical to the patient's last accepted one is a no-op: not read further.
+    UPDATE d SET Unchanged = 1
+    FROM #UploadDoc AS d
+    INNER JOIN PLSP.Patient AS p ON d.Cpr = p.Cpr
+    WHERE p.UploadDocumentHash = d.DocHash
+        AND NOT EXISTS (SELECT 1 FROM #UploadDoc AS e WHERE e.Cpr = d.Cpr AND e.DocNo <> d.DocNo);
 
     -- CPR DDMMYY (day + 60: a replacement number) with the century from the seventh digit.
     UPDATE d
@@ -170,14 +179,14 @@ BEGIN
     INSERT INTO #UploadRow (DocNo, Kind, ListName, RowNo, Code, CodeSystem, Value, Unit, TimeText, Date1Text, Date2Text, Name)
     SELECT d.DocNo, 'V', 'values', CAST(r.[key] AS int), j.Code, NULL, j.Value, j.Unit, j.TimeText, NULL, NULL, NULL
     FROM #UploadDoc AS d
-    CROSS APPLY OPENJSON(CASE WHEN LEFT(d.ValuesJson, 1) = N'[' THEN d.ValuesJson ELSE N'[]' END) AS r
+    CROSS APPLY OPENJSON(CASE WHEN d.Unchanged = 0 AND LEFT(d.ValuesJson, 1) = N'[' THEN d.ValuesJson ELSE N'[]' END) AS r
     OUTER APPLY OPENJSON(CASE WHEN r.type = 5 THEN r.value END) WITH (
         Code nvarchar(4000) '$.code', Value nvarchar(4000) '$.value', Unit nvarchar(4000) '$.unit', TimeText nvarchar(4000) '$.time'
     ) AS j
     UNION ALL
     SELECT d.DocNo, 'D', 'diagnoses', CAST(r.[key] AS int), j.Code, j.CodeSystem, NULL, NULL, NULL, j.Date1Text, j.Date2Text, NULL
     FROM #UploadDoc AS d
-    CROSS APPLY OPENJSON(CASE WHEN LEFT(d.DiagnosesJson, 1) = N'[' THEN d.DiagnosesJson ELSE N'[]' END) AS r
+    CROSS APPLY OPENJSON(CASE WHEN d.Unchanged = 0 AND LEFT(d.DiagnosesJson, 1) = N'[' THEN d.DiagnosesJson ELSE N'[]' END) AS r
     OUTER APPLY OPENJSON(CASE WHEN r.type = 5 THEN r.value END) WITH (
         Code nvarchar(4000) '$.code', CodeSystem nvarchar(4000) '$.codeSystem',
         Date1Text nvarchar(4000) '$.diagnosedDate', Date2Text nvarchar(4000) '$.endedDate'
@@ -185,7 +194,7 @@ BEGIN
     UNION ALL
     SELECT d.DocNo, 'M', 'medication', CAST(r.[key] AS int), j.Code, NULL, NULL, NULL, NULL, j.Date1Text, j.Date2Text, j.Name
     FROM #UploadDoc AS d
-    CROSS APPLY OPENJSON(CASE WHEN LEFT(d.MedicationJson, 1) = N'[' THEN d.MedicationJson ELSE N'[]' END) AS r
+    CROSS APPLY OPENJSON(CASE WHEN d.Unchanged = 0 AND LEFT(d.MedicationJson, 1) = N'[' THEN d.MedicationJson ELSE N'[]' END) AS r
     OUTER APPLY OPENJSON(CASE WHEN r.type = 5 THEN r.value END) WITH (
         Code nvarchar(4000) '$.atcCode', Name nvarchar(4000) '$.drugName',
         Date1Text nvarchar(4000) '$.startDate', Date2Text nvarchar(4000) '$.endDate'
@@ -193,14 +202,14 @@ BEGIN
     UNION ALL
     SELECT d.DocNo, 'S', 'services', CAST(r.[key] AS int), j.Code, NULL, NULL, NULL, NULL, j.Date1Text, NULL, NULL
     FROM #UploadDoc AS d
-    CROSS APPLY OPENJSON(CASE WHEN LEFT(d.ServicesJson, 1) = N'[' THEN d.ServicesJson ELSE N'[]' END) AS r
+    CROSS APPLY OPENJSON(CASE WHEN d.Unchanged = 0 AND LEFT(d.ServicesJson, 1) = N'[' THEN d.ServicesJson ELSE N'[]' END) AS r
     OUTER APPLY OPENJSON(CASE WHEN r.type = 5 THEN r.value END) WITH (
         Code nvarchar(4000) '$.serviceCode', Date1Text nvarchar(4000) '$.serviceDate'
     ) AS j
     UNION ALL
     SELECT d.DocNo, 'P', 'properties', CAST(r.[key] AS int), j.Code, NULL, j.Value, NULL, NULL, j.Date1Text, j.Date2Text, NULL
     FROM #UploadDoc AS d
-    CROSS APPLY OPENJSON(CASE WHEN LEFT(d.PropertiesJson, 1) = N'[' THEN d.PropertiesJson ELSE N'[]' END) AS r
+    CROSS APPLY OPENJSON(CASE WHEN d.Unchanged = 0 AND LEFT(d.PropertiesJson, 1) = N'[' THEN d.PropertiesJson ELSE N'[]' END) AS r
     OUTER APPLY OPENJSON(CASE WHEN r.type = 5 THEN r.value END) WITH (
         Code nvarchar(4000) '$.code', Value nvarchar(4000) '$.value',
         Date1Text nvarchar(4000) '$.validFrom', Date2Text nvarchar(4000) '$.validTo'
@@ -373,6 +382,16 @@ BEGIN
             @Updated = COALESCE(SUM(CASE WHEN a.StoredHash <> a.ContentHash THEN 1 ELSE 0 END), 0),
             @Unchanged = COALESCE(SUM(CASE WHEN a.StoredHash = a.ContentHash THEN 1 ELSE 0 END), 0)
         FROM #UploadApply AS a;
+        -- Plus the rows of the documents found unchanged as a whole.
+        SELECT @Unchanged += COALESCE(SUM(
+            (SELECT COUNT(*) FROM OPENJSON(CASE WHEN LEFT(d.ValuesJson, 1) = N'[' THEN d.ValuesJson ELSE N'[]' END))
+            + (SELECT COUNT(*) FROM OPENJSON(CASE WHEN LEFT(d.DiagnosesJson, 1) = N'[' THEN d.DiagnosesJson ELSE N'[]' END))
+            + (SELECT COUNT(*) FROM OPENJSON(CASE WHEN LEFT(d.MedicationJson, 1) = N'[' THEN d.MedicationJson ELSE N'[]' END))
+            + (SELECT COUNT(*) FROM OPENJSON(CASE WHEN LEFT(d.ServicesJson, 1) = N'[' THEN d.ServicesJson ELSE N'[]' END))
+            + (SELECT COUNT(*) FROM OPENJSON(CASE WHEN LEFT(d.PropertiesJson, 1) = N'[' THEN d.PropertiesJson ELSE N'[]' END))
+        ), 0)
+        FROM #UploadDoc AS d
+        WHERE d.Unchanged = 1;
 
         IF @Execute = 'Y'
         BEGIN
@@ -418,6 +437,13 @@ BEGIN
             INSERT INTO PLSP.Egenskaber (PatientId, Code, Value, ValidFromUtc, ValidToUtc, UploadKey, ContentHash)
             SELECT a.PatientId, a.Code, a.Value, a.Date1, a.Date2, a.UploadKey, a.ContentHash
             FROM #UploadApply AS a WHERE a.Kind = 'P' AND a.StoredHash IS NULL;
+
+            -- The accepted documents' hashes, for the next resync (Patient has no dirty-mark trigger).
+            UPDATE p SET UploadDocumentHash = d.DocHash
+            FROM PLSP.Patient AS p
+            INNER JOIN #UploadDoc AS d ON p.PatientId = d.PatientId
+            WHERE d.Rejected = 0 AND d.Unchanged = 0
+                AND (p.UploadDocumentHash IS NULL OR p.UploadDocumentHash <> d.DocHash);
         END;
 
         ------------------------------------------------------------------------

@@ -129,8 +129,16 @@ BEGIN
         d.doc,
         NULL::date AS BirthDate,
         NULL::bigint AS PatientId,
-        false AS Rejected
+        false AS Rejected,
+        sha256(convert_to(d.doc::text, 'UTF8')) AS DocHash,
+        false AS Unchanged
     FROM jsonb_array_elements(v_Json -> 'patients') WITH ORDINALITY AS d (doc, ord);
+
+    -- A document identical to the patient's last accepted one is a no-op: not read further.
+    UPDATE upload_doc AS d SET Unchanged = true
+    FROM PLSP.Patient AS p
+    WHERE p.Cpr = d.Cpr AND p.UploadDocumentHash = d.DocHash
+        AND NOT EXISTS (SELECT 1 FROM upload_doc AS e WHERE e.Cpr = d.Cpr AND e.DocNo <> d.DocNo);
 
     -- CPR DDMMYY (day + 60: a replacement number) with the century from the seventh digit.
     UPDATE upload_doc AS d
@@ -206,7 +214,8 @@ BEGIN
         CASE r.Kind WHEN 'D' THEN 'diagnosedDate' WHEN 'M' THEN 'startDate' WHEN 'S' THEN 'serviceDate' ELSE 'validFrom' END AS Date1Field,
         CASE r.Kind WHEN 'D' THEN 'endedDate' WHEN 'M' THEN 'endDate' ELSE 'validTo' END AS Date2Field,
         CASE r.Kind WHEN 'V' THEN 20 WHEN 'P' THEN 20 WHEN 'S' THEN 4 ELSE 10 END AS CodeMax
-    FROM raw AS r;
+    FROM raw AS r
+    WHERE NOT EXISTS (SELECT 1 FROM upload_doc AS u WHERE u.DocNo = r.DocNo AND u.Unchanged);
 
     ----------------------------------------------------------------------------
     -- Validate, set-based: every problem at once
@@ -346,6 +355,17 @@ BEGIN
         count(*) FILTER (WHERE a.StoredHash = a.ContentHash)
     INTO p_Inserted, p_Updated, p_Unchanged
     FROM upload_apply AS a;
+    -- Plus the rows of the documents found unchanged as a whole.
+    SELECT p_Unchanged + coalesce(sum(
+        coalesce(jsonb_array_length(CASE WHEN jsonb_typeof(d.doc -> 'values') = 'array' THEN d.doc -> 'values' END), 0)
+        + coalesce(jsonb_array_length(CASE WHEN jsonb_typeof(d.doc -> 'diagnoses') = 'array' THEN d.doc -> 'diagnoses' END), 0)
+        + coalesce(jsonb_array_length(CASE WHEN jsonb_typeof(d.doc -> 'medication') = 'array' THEN d.doc -> 'medication' END), 0)
+        + coalesce(jsonb_array_length(CASE WHEN jsonb_typeof(d.doc -> 'services') = 'array' THEN d.doc -> 'services' END), 0)
+        + coalesce(jsonb_array_length(CASE WHEN jsonb_typeof(d.doc -> 'properties') = 'array' THEN d.doc -> 'properties' END), 0)
+    ), 0)::integer
+    INTO p_Unchanged
+    FROM upload_doc AS d
+    WHERE d.Unchanged;
 
     IF p_Execute = 'Y' THEN
         -- Values: raw text kept, converted later (status 0).
@@ -386,6 +406,12 @@ BEGIN
         INSERT INTO PLSP.Egenskaber (PatientId, Code, Value, ValidFromUtc, ValidToUtc, UploadKey, ContentHash)
         SELECT a.PatientId, a.Code, a.Value, a.Date1, a.Date2, a.UploadKey, a.ContentHash
         FROM upload_apply AS a WHERE a.Kind = 'P' AND a.StoredHash IS NULL;
+
+        -- The accepted documents' hashes, for the next resync (Patient has no dirty-mark trigger).
+        UPDATE PLSP.Patient AS p SET UploadDocumentHash = d.DocHash
+        FROM upload_doc AS d
+        WHERE p.PatientId = d.PatientId AND NOT d.Rejected AND NOT d.Unchanged
+            AND p.UploadDocumentHash IS DISTINCT FROM d.DocHash;
     END IF;
 
     ----------------------------------------------------------------------------

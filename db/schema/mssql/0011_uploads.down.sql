@@ -16,4 +16,5 @@ ALTER TABLE PLSP.Diagnose DROP COLUMN UploadKey, ContentHash;
 ALTER TABLE PLSP.Medicin DROP COLUMN UploadKey, ContentHash;
 ALTER TABLE PLSP.Ydelser DROP COLUMN UploadKey, ContentHash;
 ALTER TABLE PLSP.Egenskaber DROP COLUMN UploadKey, ContentHash;
+ALTER TABLE PLSP.Patient DROP COLUMN UploadDocumentHash;
 GO

@@ -8,6 +8,9 @@ ALTER TABLE PLSP.Diagnose ADD UploadKey nvarchar(200) NULL, ContentHash binary(3
 ALTER TABLE PLSP.Medicin ADD UploadKey nvarchar(200) NULL, ContentHash binary(32) NULL;
 ALTER TABLE PLSP.Ydelser ADD UploadKey nvarchar(200) NULL, ContentHash binary(32) NULL;
 ALTER TABLE PLSP.Egenskaber ADD UploadKey nvarchar(200) NULL, ContentHash binary(32) NULL;
+-- The hash of the patient's last accepted document: a resync of the same
+-- document is recognised before it is read row by row.
+ALTER TABLE PLSP.Patient ADD UploadDocumentHash binary(32) NULL;
 GO
 
 CREATE UNIQUE INDEX UX_Patientvaerdier_UploadKey ON PLSP.Patientvaerdier (PatientId, UploadKey)

@@ -13,6 +13,9 @@ ALTER TABLE PLSP.Diagnose ADD COLUMN UploadKey varchar(200) NULL, ADD COLUMN Con
 ALTER TABLE PLSP.Medicin ADD COLUMN UploadKey varchar(200) NULL, ADD COLUMN ContentHash bytea NULL;
 ALTER TABLE PLSP.Ydelser ADD COLUMN UploadKey varchar(200) NULL, ADD COLUMN ContentHash bytea NULL;
 ALTER TABLE PLSP.Egenskaber ADD COLUMN UploadKey varchar(200) NULL, ADD COLUMN ContentHash bytea NULL;
+-- The hash of the patient's last accepted document: a resync of the same
+-- document is recognised before it is read row by row.
+ALTER TABLE PLSP.Patient ADD COLUMN UploadDocumentHash bytea NULL;
 CREATE UNIQUE INDEX UX_Patientvaerdier_UploadKey ON PLSP.Patientvaerdier (PatientId, UploadKey)
     INCLUDE (ContentHash) WHERE UploadKey IS NOT NULL;
 CREATE UNIQUE INDEX UX_Diagnose_UploadKey ON PLSP.Diagnose (PatientId, UploadKey)
