@@ -19,7 +19,10 @@ CATALOG = [
     (("bit", 1, 1, 0), "bit"),
     (("uniqueidentifier", 16, 0, 0), "uniqueidentifier"),
     (("varchar", 20, 0, 0), "varchar(20)"),
+    (("varchar", 30, 0, 0), "varchar(30)"),
     (("varchar", 32, 0, 0), "varchar(32)"),
+    (("varchar", 40, 0, 0), "varchar(40)"),
+    (("varchar", 100, 0, 0), "varchar(100)"),
     (("varchar", -1, 0, 0), "varchar(max)"),
     (("char", 1, 0, 0), "char(1)"),
     (("nvarchar", 800, 0, 0), "nvarchar(400)"),  # bytes: two a character

@@ -90,7 +90,7 @@ def test_same_seed_and_today_give_identical_rows_and_another_seed_differs(db, ot
     first = digests(db)
     assert first == digests(other_db)
 
-    execute(other_db, "TRUNCATE " + ", ".join(SEEDED_TABLES))
+    execute(other_db, "TRUNCATE " + ", ".join(SEEDED_TABLES) + " CASCADE")  # and what refers to them
     seed.seed(other_db, patients=120, seed=4, today=TODAY)
     different = digests(other_db)
     for table in ("PLSP.Patient", "PLSP.Forloebsplan", "PLSP.Patientvaerdier", "PLSP.FLP_AIM"):
