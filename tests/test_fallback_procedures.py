@@ -149,24 +149,12 @@ def test_downgrade_with_an_open_stop_request_puts_the_time_limit_back(db, saved,
 
     execute(db, "DELETE FROM Ops.Setting WHERE JobName = 'archive_aim' AND Name = 'TimeLimitSeconds'")
     rows = [("TimeLimitSeconds", "1"), ("StopSavedTimeLimitSeconds", saved), ("StopRequestedRunId", "7")]
+    insert = "INSERT INTO Ops.Setting (JobName, Name, Value, Description) VALUES ('archive_aim', ?, ?, '')"
     for name, value in rows:
-        execute(
-            db,
-            "INSERT INTO Ops.Setting (JobName, Name, Value, Description) VALUES ('archive_aim', ?, ?, 'test')",
-            (name, value),
-        )
+        execute(db, insert, (name, value))
     db.engine.dispose()
     migrate.downgrade(db.url, "0009")
-    assert (
-        scalar(
-            db, "SELECT Value FROM Ops.Setting WHERE JobName = 'archive_aim' AND Name = 'TimeLimitSeconds'"
-        )
-        == after
-    )
-    assert (
-        scalar(
-            db,
-            "SELECT count(*) FROM Ops.Setting WHERE Name IN ('StopSavedTimeLimitSeconds', 'StopRequestedRunId')",
-        )
-        == 0
-    )
+    limit = "SELECT Value FROM Ops.Setting WHERE JobName = 'archive_aim' AND Name = 'TimeLimitSeconds'"
+    assert scalar(db, limit) == after
+    stop_rows = "SELECT count(*) FROM Ops.Setting WHERE Name IN ('StopSavedTimeLimitSeconds', 'StopRequestedRunId')"  # noqa: E501
+    assert scalar(db, stop_rows) == 0
