@@ -219,3 +219,17 @@ def test_the_statistics_read_names_a_bad_range(db):
 
     with db.connect() as conn, pytest.raises(psycopg.Error, match="p_ToDay"):
         db.rows(conn, "Monitor.upload_statistics", {"FromDay": date(2025, 1, 1), "ToDay": date(2025, 6, 1)})
+
+
+def test_a_resync_batch_mixing_unchanged_and_changed_documents_writes_only_the_changes(db):
+    other = {**copy.deepcopy(DOC), "cpr": "0202702235"}
+    upload(db, DOC, other)
+    execute(db, "DELETE FROM PLSP.PatientInkluderetPending")
+    changed = with_("services.0.serviceDate", "2024-09-01", other)  # a new service row (a new key)
+    out = upload(db, DOC, changed)
+    assert (out["inserted"], out["updated"], out["unchanged"]) == (1, 0, 9)
+    assert scalar(db, "SELECT count(*) FROM PLSP.Ydelser") == 3
+    assert scalar(db, "SELECT count(*) FROM PLSP.PatientInkluderetPending") == 1  # only the changed patient
+    # And back: the original document is no longer the stored one, so it is read row by row.
+    out = upload(db, other)
+    assert (out["inserted"], out["unchanged"]) == (0, 5)

@@ -122,7 +122,7 @@ def post_upload(
     guard = request.app.state.guard
     bulk = guard.admit(sor, rows)  # 429 with Retry-After beyond the clinic's rate or the concurrency
     try:
-        document = batch.model_dump(mode="json")
+        document = batch.model_dump_json()  # pydantic-core's serialiser: the same text for the same upload
         out = store.upload(request.app.state.db, sor, principal.ydernummer or "", document)
     finally:
         guard.release(bulk)

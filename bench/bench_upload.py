@@ -1,0 +1,278 @@
+"""UploadData under a full resync (known problem 3): ``python -m bench.bench_upload``.
+
+One run, on a throwaway PostgreSQL and the real service (uvicorn in a child
+process, on a loopback port, with bearer tokens):
+
+1. first load: ROWS rows from one LPS, in batches of BATCH_PATIENTS patient
+   documents, two requests in flight (a 429 is honoured: the client waits
+   Retry-After);
+2. full resync of the same rows, unchanged: the share of no-op rows and the
+   time against the first load (targets: >= 99 %, <= 0.2x);
+3. small concurrent uploads (one patient, 5 rows) from OTHER_LPS other
+   clinics, paced, first with the service idle, then during a second resync:
+   p99 during / p99 idle (target <= 2).
+
+The load generator is a small asyncio client on aiohttp (bounded: a fixed
+number of clients, each waiting for its answer before the next request).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import socket
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+from bench.common import fresh_database, percentile, pg_server, report, verdict, warm
+from orchestrator.db.urls import libpq_url
+
+ISSUER, AUDIENCE = "https://idp.bench.flp", "flp-service"
+BULK_SOR = "100001"
+RELEVANT_SQL = """
+DELETE FROM PLSP.RelevantVaerdi WHERE Code IN ('NPU27300', 'DNK05472');
+INSERT INTO PLSP.RelevantVaerdi (Code, ActiveFromUtc, Unit, DataType, MinValue, MaxValue, Description) VALUES
+    ('NPU27300', '2000-01-01', 'mmol/mol', 'numeric', 10, 250, 'HbA1c'),
+    ('DNK05472', '2000-01-01', 'mmHg', 'numeric', 40, 300, 'Systolisk blodtryk');
+DELETE FROM PLSP.RelevantDiagnose WHERE CodeSystem = 'ICPC2' AND Code = 'T90';
+INSERT INTO PLSP.RelevantDiagnose (CodeSystem, Code, ActiveFromUtc, ForloebCode, Description)
+    VALUES ('ICPC2', 'T90', '2000-01-01', 'ALAL22', 'Diabetes type 2');
+DELETE FROM PLSP.RelevantYdelse WHERE ServiceCode IN ('0120', '0101');
+INSERT INTO PLSP.RelevantYdelse (ServiceCode, ActiveFromUtc, Description) VALUES
+    ('0120', '2000-01-01', 'Aarskontrol'), ('0101', '2000-01-01', 'Konsultation');
+"""
+
+
+def cpr(n: int, base: int) -> str:
+    """Synthetic replacement numbers (day + 60), unique per n: never a real person's."""
+    day = 61 + n % 28
+    month = 1 + (n // 28) % 12
+    year = 40 + (n // 336) % 50
+    serial = base + (n // 16800) % 1000
+    return f"{day:02d}{month:02d}{year:02d}{serial:04d}"
+
+
+def patient(n: int, base: int, rows: int) -> dict:
+    values = [
+        {"code": "NPU27300" if i % 2 else "DNK05472", "value": f"{40 + i},5", "time": f"2024-01-{1 + i:02d}"}
+        for i in range(rows - 2)
+    ]
+    return {
+        "cpr": cpr(n, base),
+        "values": values,
+        "diagnoses": [{"codeSystem": "ICPC2", "code": "T90", "diagnosedDate": "2020-01-01"}],
+        "services": [{"serviceCode": "0120", "serviceDate": "2024-02-01"}],
+    }
+
+
+def _serve(db_url: str, key_file: str, port: int, rate: float, burst: int, concurrency: int) -> None:
+    import uvicorn
+
+    from orchestrator import logs
+    from orchestrator.db.connection import Database
+    from orchestrator.http.app import create_app
+    from orchestrator.http.limits import Limits
+    from orchestrator.http.settings import HttpSettings
+
+    hs = HttpSettings("127.0.0.1", port, Path(key_file), None, ISSUER, AUDIENCE, 30, None, None)
+    app = create_app(hs, Database(db_url), Limits(rate, burst, concurrency))
+    logs.setup("WARNING", "keyvalue")
+    uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def keys(folder: Path):
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pub = folder / "bench.pub.pem"
+    pub.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+
+    def token(sor: str) -> str:
+        now = int(time.time())
+        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": sor, "exp": now + 3600, "role": "lps"}
+        return jwt.encode({**claims, "sor": sor, "ydernummer": sor}, key, algorithm="RS256")
+
+    return pub, token
+
+
+async def post(session, url: str, token: str, body: dict, throttled: list[int]) -> dict:
+    while True:
+        async with session.post(url, json=body, headers={"Authorization": f"Bearer {token}"}) as resp:
+            data = await resp.json(content_type=None)
+            if resp.status == 429:
+                throttled.append(1)
+                await asyncio.sleep(float(resp.headers.get("Retry-After", "1")))
+                continue
+            if resp.status != 200:
+                raise RuntimeError(f"{resp.status}: {data}")
+            return data
+
+
+async def bulk(base: str, token, batches: list[dict], in_flight: int) -> tuple[float, dict, int]:
+    import aiohttp
+
+    totals = {"inserted": 0, "updated": 0, "unchanged": 0, "rejected": 0}
+    throttled: list[int] = []
+    queue = list(batches)
+    url = f"{base}/v1/clinics/{BULK_SOR}/uploads"
+
+    async def worker(session):
+        while queue:
+            out = await post(session, url, token(BULK_SOR), queue.pop(), throttled)
+            for k in totals:
+                totals[k] += out[k]
+
+    started = time.perf_counter()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as session:
+        await asyncio.gather(*(worker(session) for _ in range(in_flight)))
+    return time.perf_counter() - started, totals, len(throttled)
+
+
+async def small_clients(base: str, token, clients: int, seconds: float, interval: float) -> list[float]:
+    import aiohttp
+
+    latencies: list[float] = []
+    stop = time.perf_counter() + seconds
+
+    async def client(i: int, session):
+        sor = str(200001 + i)
+        url = f"{base}/v1/clinics/{sor}/uploads"
+        n = 0
+        while time.perf_counter() < stop:
+            body = patient(n, 5000 + i, 5)
+            started = time.perf_counter()
+            await post(session, url, token(sor), body, [])
+            latencies.append((time.perf_counter() - started) * 1000)
+            n += 1
+            await asyncio.sleep(interval)
+
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(client(i, session) for i in range(clients)))
+    return latencies
+
+
+async def during(base: str, token, batches, in_flight, clients, interval):
+    bulk_task = asyncio.create_task(bulk(base, token, batches, in_flight))
+    await asyncio.sleep(0.5)
+    lat = []
+    while not bulk_task.done():
+        lat += await small_clients(base, token, clients, 2.0, interval)
+    return await bulk_task, lat
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--rows-per-patient", type=int, default=10)
+    parser.add_argument("--batch-patients", type=int, default=200)
+    parser.add_argument(
+        "--in-flight", type=int, default=1, help="bulk requests in flight (the bulk lane admits one)"
+    )
+    parser.add_argument("--other-lps", type=int, default=4)
+    parser.add_argument(
+        "--interval", type=float, default=0.1, help="seconds between a small client's uploads"
+    )
+    parser.add_argument("--idle-seconds", type=float, default=10)
+    parser.add_argument("--rate", type=float, default=20, help="per-LPS uploads per second")
+    parser.add_argument("--burst", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=4, help="uploads in the database at once")
+    args = parser.parse_args()
+
+    patients = args.rows // args.rows_per_patient
+    docs = [patient(n, 1000, args.rows_per_patient) for n in range(patients)]
+    batches = [
+        {"patients": docs[i : i + args.batch_patients]} for i in range(0, patients, args.batch_patients)
+    ]
+
+    with pg_server() as server_url, fresh_database(server_url) as db, tempfile.TemporaryDirectory() as tmp:
+        with psycopg.connect(libpq_url(db.url), autocommit=True) as conn:
+            conn.execute(RELEVANT_SQL)
+        pub, token = keys(Path(tmp))
+        port = free_port()
+        ctx = multiprocessing.get_context("spawn")
+        proc = ctx.Process(
+            target=_serve, args=(db.url, str(pub), port, args.rate, args.burst, args.concurrency), daemon=True
+        )
+        proc.start()
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        try:
+            first_s, first, first_429 = asyncio.run(bulk(base, token, batches, args.in_flight))
+            warm(db)
+            resync_s, resync, resync_429 = asyncio.run(bulk(base, token, batches, args.in_flight))
+            idle = asyncio.run(small_clients(base, token, args.other_lps, args.idle_seconds, args.interval))
+            (busy_s, busy, _), busy_lat = asyncio.run(
+                during(base, token, batches, args.in_flight, args.other_lps, args.interval)
+            )
+        finally:
+            proc.terminate()
+            proc.join(10)
+
+    total = resync["inserted"] + resync["updated"] + resync["unchanged"]
+    no_op = resync["unchanged"] / total if total else 0.0
+    ratio = resync_s / first_s
+    p99_idle, p99_busy = percentile(idle, 0.99), percentile(busy_lat, 0.99)
+    print(
+        f"bench_upload: {args.rows:,} rows = {patients:,} patients x {args.rows_per_patient}, "
+        f"{len(batches)} requests of {args.batch_patients} patients, {args.in_flight} in flight; "
+        f"limits {args.rate:g}/s burst {args.burst} per LPS, {args.concurrency} at once; "
+        f"{args.other_lps} other LPS every {args.interval:g} s"
+    )
+    report(
+        "full resync (known problem 3)",
+        [
+            ("first load", f"{first_s:.2f} s ({first['inserted']:,} inserted, {first_429} x 429)", "", ""),
+            (
+                "unchanged resync",
+                f"{resync_s:.2f} s ({resync_429} x 429)",
+                f"{first_s:.2f} s",
+                f"{ratio:.2f}",
+            ),
+            ("no-op share of the resync", f"{no_op:.2%}", "", ""),
+            (
+                "small uploads p99, during resync / idle",
+                f"{p99_busy:.1f} ms (n={len(busy_lat)})",
+                f"{p99_idle:.1f} ms (n={len(idle)})",
+                f"{p99_busy / p99_idle:.2f}" if p99_idle else "-",
+            ),
+            (
+                "second resync (with the small uploads)",
+                f"{busy_s:.2f} s",
+                "",
+                f"{busy['unchanged']:,} unchanged",
+            ),
+        ],
+    )
+    print(
+        f"  no-op >= 99 %: {verdict(no_op >= 0.99)}; resync <= 0.2x: {verdict(ratio <= 0.2)}; "
+        f"p99 <= 2x idle: {verdict(p99_idle > 0 and p99_busy <= 2 * p99_idle)}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
