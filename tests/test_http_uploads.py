@@ -98,3 +98,24 @@ def test_only_one_bulk_upload_runs_at_once_and_small_ones_still_pass(db, keys, l
         assert status == 429 and body["type"].endswith("bulk-busy") and headers["retry-after"] == "1"
         small = {"cpr": CPR_OK, "diagnoses": GOOD["diagnoses"]}
         assert request(url(base), keys.token(), small)[0] == 200
+
+
+def test_the_sync_checkpoint_names_the_clinics_last_upload_and_only_for_its_own_clinic(db, keys, logs):
+    load_relevant(db)
+    with serving(create_app(http_settings(keys), db)) as base:
+        sync = f"{base}/v1/clinics/{SOR}/sync"
+        status, _, body = request(sync, keys.token(), method="GET", body=None)
+        assert status == 200 and body == {
+            "syncToken": None,
+            "lastUploadUtc": None,
+            "uploads": 0,
+            "rowsStored": 0,
+        }
+        _, _, upload = request(url(base), keys.token(), GOOD)
+        status, _, body = request(sync, keys.token(), method="GET", body=None)
+        assert body["syncToken"] == f"u{upload['uploadId']}" and (body["uploads"], body["rowsStored"]) == (
+            1,
+            2,
+        )
+        status, _, _ = request(f"{base}/v1/clinics/999/sync", keys.token(), method="GET", body=None)
+        assert status == 403

@@ -48,3 +48,15 @@ def upload(
     out = {key[0].lower() + key[1:]: value for key, value in out.items()}
     out["errors"] = json.loads(out["errors"] or "[]")
     return out
+
+
+def checkpoint(db: Database, sor: str) -> dict[str, Any]:
+    """Upload.upload_checkpoint: the clinic's sync token and what it has stored."""
+    with db.connect() as conn:
+        out = db.call(
+            conn,
+            "Upload.upload_checkpoint",
+            {"SorCode": sor},
+            ("SyncToken", "LastUploadUtc", "Uploads", "RowsStored"),
+        )
+    return {key[0].lower() + key[1:]: value for key, value in out.items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Request
@@ -127,3 +128,27 @@ def post_upload(
     finally:
         guard.release(bulk)
     return UploadResult(**out)
+
+
+class SyncCheckpoint(BaseModel):
+    syncToken: str | None = Field(description="the clinic's last applied upload; null when none")
+    lastUploadUtc: datetime | None = None
+    uploads: int
+    rowsStored: int = Field(description="rows inserted or updated by the clinic's uploads")
+
+
+@router.get(
+    "/clinics/{sor}/sync",
+    response_model=SyncCheckpoint,
+    summary="The clinic's sync checkpoint: what the service already holds from it",
+    responses=responses(401, 403, 422, 503),
+)
+def get_sync(
+    request: Request,
+    sor: Annotated[
+        str, Path(pattern=r"^[0-9]{1,20}$", description="the clinic's SOR code (the token's sor)")
+    ],
+    principal: Annotated[Principal, Depends(require("lps"))],
+) -> SyncCheckpoint:
+    principal.ensure_clinic(sor)
+    return SyncCheckpoint(**store.checkpoint(request.app.state.db, sor))

@@ -15,6 +15,7 @@ depends_on = None
 PROCEDURES: list[tuple[str, int]] = [
     ("upload_data", 1),
     ("upload_statistics", 1),
+    ("upload_checkpoint", 1),
 ]
 
 
