@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.db.connection import Database
@@ -59,4 +59,7 @@ def checkpoint(db: Database, sor: str) -> dict[str, Any]:
             {"SorCode": sor},
             ("SyncToken", "LastUploadUtc", "Uploads", "RowsStored"),
         )
-    return {key[0].lower() + key[1:]: value for key, value in out.items()}
+    out = {key[0].lower() + key[1:]: value for key, value in out.items()}
+    if out["lastUploadUtc"] is not None:  # the database's UTC time, naive: say so (RFC 3339 needs the offset)
+        out["lastUploadUtc"] = out["lastUploadUtc"].replace(tzinfo=UTC)
+    return out
