@@ -278,3 +278,10 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- Trigger functions are for the triggers only: PostgreSQL checks EXECUTE when a
+-- trigger is created, not when it fires, so no role needs it (and PUBLIC's
+-- default grant would let any login call them).
+REVOKE ALL ON FUNCTION PLSP.mark_dirty() FROM PUBLIC;
+REVOKE ALL ON FUNCTION PLSP.mark_dirty_values() FROM PUBLIC;
+REVOKE ALL ON FUNCTION PLSP.record_relevant_change() FROM PUBLIC;
