@@ -134,7 +134,8 @@ def main() -> None:
             with psycopg.connect(libpq_url(db.url), autocommit=True) as conn:
                 change_patients(conn, chosen, today)
                 dirty = conn.execute(
-                    "SELECT count(*) FROM PLSP.PatientInkluderetPending WHERE DueUtc <= now() AT TIME ZONE 'UTC'"
+                    "SELECT count(*) FROM PLSP.PatientInkluderetPending "
+                    "WHERE DueUtc <= now() AT TIME ZONE 'UTC'"
                 ).fetchone()[0]
             results[size] = (*drain(db), dirty)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 import uuid
 from pathlib import Path
@@ -155,3 +156,15 @@ def restore_logging():
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    """A fresh FLP data folder for an embedded server (``flp demo`` in a child process).
+
+    Under /tmp, not pytest's tmp tree: as root pgserver opens the parent folders
+    for its OS user, and pytest's own folders (mode 0700, pruned and created by
+    other workers) can take that away mid-test (initdb: Permission denied)."""
+    folder = Path(tempfile.mkdtemp(prefix="flp-test-data-"))
+    yield folder / "data"
+    shutil.rmtree(folder, ignore_errors=True)

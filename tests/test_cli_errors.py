@@ -327,8 +327,8 @@ def wait_until_gone(pid: int) -> bool:
 
 
 @pytest.mark.slow
-def test_a_killed_flp_leaves_no_server_running_for_good(tmp_path):
-    data = tmp_path / "data"
+def test_a_killed_flp_leaves_no_server_running_for_good(data_dir):
+    data = data_dir
     pgdata = data / "pgdata"
     done = flp("demo", "--patients", "100", env=flp_env(FLP_DATA_DIR=str(data)))
     assert done.returncode == 0, done.stdout + done.stderr

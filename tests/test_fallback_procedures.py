@@ -156,5 +156,7 @@ def test_downgrade_with_an_open_stop_request_puts_the_time_limit_back(db, saved,
     migrate.downgrade(db.url, "0009")
     limit = "SELECT Value FROM Ops.Setting WHERE JobName = 'archive_aim' AND Name = 'TimeLimitSeconds'"
     assert scalar(db, limit) == after
-    stop_rows = "SELECT count(*) FROM Ops.Setting WHERE Name IN ('StopSavedTimeLimitSeconds', 'StopRequestedRunId')"  # noqa: E501
+    stop_rows = (
+        "SELECT count(*) FROM Ops.Setting WHERE Name IN ('StopSavedTimeLimitSeconds', 'StopRequestedRunId')"
+    )
     assert scalar(db, stop_rows) == 0

@@ -97,8 +97,8 @@ def test_orchestrator_does_not_start_a_job_it_is_still_running(db):
 
 
 @pytest.mark.slow
-def test_flp_demo_on_a_fresh_data_folder(tmp_path):
-    env = {**os.environ, "FLP_DATA_DIR": str(tmp_path / "data")}
+def test_flp_demo_on_a_fresh_data_folder(data_dir, tmp_path):
+    env = {**os.environ, "FLP_DATA_DIR": str(data_dir)}
     env.pop("FLP_DATABASE_URL", None)
     done = subprocess.run(
         [sys.executable, "-m", "orchestrator.cli", "demo", "--patients", "300"],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import site as site_module
 import subprocess
 import sys
 import sysconfig
@@ -97,7 +98,10 @@ def venv(tmp_path_factory) -> Path:
     run([sys.executable, "-m", "venv", "--without-pip", str(env)], work)
     python = env / "bin" / "python"
     site = run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], work)
-    ours = sorted({sysconfig.get_path("purelib"), sysconfig.get_path("platlib")})
+    # Every site folder of this interpreter (a venv with system site packages has two).
+    ours = sorted(
+        {sysconfig.get_path("purelib"), sysconfig.get_path("platlib"), *site_module.getsitepackages()}
+    )
     (Path(site.stdout.strip()) / "_flp_test_dependencies.pth").write_text("\n".join(ours) + "\n")
     run([*pip, "--python", str(python), "install", "--no-deps", "-q", str(wheel)], work)
     return env
@@ -109,7 +113,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_the_installed_wheel_runs_from_another_folder_without_the_checkout(venv, tmp_path):
+def test_the_installed_wheel_runs_from_another_folder_without_the_checkout(venv, tmp_path, data_dir):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     python, flp = str(venv / "bin" / "python"), str(venv / "bin" / "flp")
@@ -131,6 +135,6 @@ def test_the_installed_wheel_runs_from_another_folder_without_the_checkout(venv,
     assert "GO" in script.stdout.splitlines()
 
     run([python, "-m", "orchestrator", "--help"], elsewhere, clean_env())
-    demo = run([flp, "demo", "--patients", "200"], elsewhere, clean_env(FLP_DATA_DIR=str(tmp_path / "data")))
+    demo = run([flp, "demo", "--patients", "200"], elsewhere, clean_env(FLP_DATA_DIR=str(data_dir)))
     assert "archive_aim" in demo.stdout + demo.stderr
     assert not (elsewhere / ".flp").exists()  # FLP_DATA_DIR was honoured

@@ -386,12 +386,8 @@ def _blank_comments_and_strings(sql: str) -> str:
 
     while i < n:
         two = sql[i : i + 2]
-        if sql[i] == ":" and (i == 0 or sql[i - 1] == "\n"):  # a sqlcmd command (:on error exit)
-            end = sql.find("\n", i)
-            end = n if end < 0 else end
-            blank(i, end)
-            i = end
-        elif two == "--":
+        # A sqlcmd command (:on error exit) or a line comment: blank to the end of the line.
+        if (sql[i] == ":" and (i == 0 or sql[i - 1] == "\n")) or two == "--":
             end = sql.find("\n", i)
             end = n if end < 0 else end
             blank(i, end)

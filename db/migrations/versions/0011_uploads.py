@@ -1,4 +1,4 @@
-"""UploadData: validated uploads per LPS, content hashes, sync checkpoints, throttled bulk jobs and upload statistics (issue 11).
+"""UploadData: validated uploads per LPS, content hashes, sync checkpoints, upload statistics (issue 11).
 
 Revision ID: 0011
 Revises: 0010
