@@ -56,6 +56,7 @@ class Settings:
     auth_leeway_seconds: str | None = None  # clock skew allowed on exp/nbf/iat, default 30
     tls_cert_file: str | None = None  # serve HTTPS directly (else behind a reverse proxy)
     tls_key_file: str | None = None
+    upload_bulk_rows: str | None = None  # an upload over this many rows is a queued bulk job (default 500)
     # CDA (docs/cda.md): the HL7 CDA R2 SDTC schema folder (default ../shared/cda beside the checkout)
     # and the key of the patient hash in the access log (default a key file made in data_dir).
     cda_schema_dir: str | None = None
@@ -165,6 +166,7 @@ HTTP_SETTINGS = (
     "auth_leeway_seconds",
     "tls_cert_file",
     "tls_key_file",
+    "upload_bulk_rows",
     "cda_schema_dir",
     "cda_hash_key_file",
 )
