@@ -237,6 +237,8 @@ def overview(db) -> dict[str, Any]:
         by_name = {row["jobname"]: row for row in last}
         missed = {name: _missed(db, conn, name, now) for name in JOBS if name in by_name}
         uploads = _uploads(db, conn, now)
+        engine = _engine(db, conn)
+        aim = _aim(db, conn)
     by_name = {row["jobname"]: row for row in last}
     names = list(JOBS) + sorted(name for name in by_name if name not in JOBS)
     jobs = []
@@ -279,6 +281,8 @@ def overview(db) -> dict[str, Any]:
         "warnings": sum(len(job["warnings"]) for job in jobs),
         "heartbeats": heartbeats,
         "uploads": uploads,
+        "engine": engine,
+        "aim": aim,
     }
 
 
@@ -392,27 +396,29 @@ def _render_overview(data: dict[str, Any], console) -> None:
     console.print()
     if not data["heartbeats"]:
         console.print("Orchestrators: no heartbeat recorded (Ops.Heartbeat is empty)")
-        return
-    beats = _table(
-        "Orchestrators (an orchestrator beats every 30 seconds)",
-        "component",
-        "host",
-        "pid",
-        "started",
-        "last beat",
-        right=("pid", "last beat"),
-    )
-    for beat in data["heartbeats"]:
-        beats.add_row(
-            escape(beat["component"]),
-            escape(beat["host"]),
-            str(beat["process_id"]),
-            local_time(beat["started_utc"]),
-            f"{span(beat['age_seconds'])} ago",
+    else:
+        beats = _table(
+            "Orchestrators (an orchestrator beats every 30 seconds)",
+            "component",
+            "host",
+            "pid",
+            "started",
+            "last beat",
+            right=("pid", "last beat"),
         )
-    console.print(beats)
+        for beat in data["heartbeats"]:
+            beats.add_row(
+                escape(beat["component"]),
+                escape(beat["host"]),
+                str(beat["process_id"]),
+                local_time(beat["started_utc"]),
+                f"{span(beat['age_seconds'])} ago",
+            )
+        console.print(beats)
     if data.get("uploads"):
         _render_uploads(data["uploads"], console)
+    _render_engine(data["engine"], console)
+    _render_aim(data["aim"], console)
 
 
 def _render_uploads(uploads: list[dict[str, Any]], console) -> None:
@@ -540,16 +546,13 @@ def show(
     else:
         console = _console(out)
         render(data, console)
-        if render is _render_overview:
-            _render_engine(engine_backlog(db), console)
     return 0
 
 
-def engine_backlog(db) -> dict[str, Any]:
+def _engine(db, conn) -> dict[str, Any]:
     """The FLP engine's backlog (Monitor.engine_status, docs/engine.md): the dirty list, values
     waiting for conversion, invalid and rejected values, Relevant changes due, a running recompute."""
-    with db.connect() as conn:
-        (row,) = db.rows(conn, "Monitor.engine_status")
+    (row,) = db.rows(conn, "Monitor.engine_status")
     now = _utc(row["nowutc"])
     oldest = _utc(row["oldestdueutc"])
     return {
@@ -564,6 +567,27 @@ def engine_backlog(db) -> dict[str, Any]:
     }
 
 
+def engine_backlog(db) -> dict[str, Any]:
+    """The FLP engine's backlog alone (its own connection)."""
+    with db.connect() as conn:
+        return _engine(db, conn)
+
+
+def _aim(db, conn) -> dict[str, Any]:
+    """The AIM pipeline (Monitor.aim_counts, docs/aim-document.md): FLP_AIM rows by state, queued
+    rows past the visibility timeout, the oldest pending row's age, the database queue's dead letters."""
+    (row,) = db.rows(conn, "Monitor.aim_counts")
+    now = _utc(row["nowutc"])
+    return {
+        "pending": int(row["pending"]),
+        "queued": int(row["queued"]),
+        "overdue": int(row["overdue"]),
+        "delivered": int(row["delivered"]),
+        "oldest_pending_age_seconds": _seconds(now, _utc(row["oldestpendingutc"])),
+        "dead_letters_database_queue": int(row["deadletters"]),
+    }
+
+
 def _render_engine(data: dict[str, Any], console) -> None:
     age = data["oldest_due_age_seconds"]
     console.print()
@@ -574,4 +598,16 @@ def _render_engine(data: dict[str, Any], console) -> None:
         f"invalid {data['values_invalid']:,}, rejected {data['values_rejected']:,}; "
         f"Relevant changes due {data['relevant_changes_due']:,}"
         + ("; full recompute running" if data["recompute_running"] else "")
+    )
+
+
+def _render_aim(data: dict[str, Any], console) -> None:
+    age = data["oldest_pending_age_seconds"]
+    console.print(
+        f"AIM: pending {data['pending']:,}"
+        + (f" (oldest {span(age)})" if age is not None else "")
+        + f", queued {data['queued']:,}"
+        + (f" ({data['overdue']:,} past the visibility timeout)" if data["overdue"] else "")
+        + f", delivered {data['delivered']:,}"
+        + f"; dead letters (database queue) {data['dead_letters_database_queue']:,}"
     )

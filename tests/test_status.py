@@ -22,6 +22,7 @@ from orchestrator.db.urls import libpq_url
 from orchestrator.jobs import JOBS
 from orchestrator.runner import run_job
 from orchestrator.status import MARK
+from tests.support.aim import seed_with_pending
 from tests.support.sql import execute, scalar
 
 
@@ -273,7 +274,7 @@ def test_status_json_is_pure_json_with_stable_keys(history, capsys):
     data = json.loads(out)
     assert set(data) == {
         "now_utc", "window_hours", "failures_in_a_row_warning", "stale_intervals", "jobs", "warnings",
-        "heartbeats", "uploads",
+        "heartbeats", "uploads", "engine", "aim",
     }  # fmt: skip
     assert [j["job"] for j in data["jobs"]] == list(JOBS)
     cleanup = next(j for j in data["jobs"] if j["job"] == "log_cleanup")
@@ -292,6 +293,47 @@ def test_status_json_is_pure_json_with_stable_keys(history, capsys):
     (beat,) = data["heartbeats"]
     assert (beat["component"], beat["process_id"]) == ("orchestrator@host-a:42", 42)
     assert 20 <= beat["age_seconds"] <= 60
+
+
+def test_status_counts_the_aim_rows_by_state_and_the_engine_backlog(flp_env, capsys):
+    db = flp_env
+    seed_with_pending(db, patients=6, pending=5)
+    # two of the five queued (one of them long past the visibility timeout), one delivered
+    execute(db, "UPDATE PLSP.FLP_AIM SET Status = 1, QueuedUtc = " + ago(db, 1) + " WHERE Id IN "
+            "(SELECT Id FROM PLSP.FLP_AIM ORDER BY Id LIMIT 1)")  # fmt: skip
+    execute(db, "UPDATE PLSP.FLP_AIM SET Status = 1, QueuedUtc = " + ago(db, 24 * 60) + " WHERE Id IN "
+            "(SELECT Id FROM PLSP.FLP_AIM WHERE Status = 0 ORDER BY Id LIMIT 1)")  # fmt: skip
+    execute(db, "UPDATE PLSP.FLP_AIM SET Status = 2, QueuedUtc = " + ago(db, 3) + ", DeliveredUtc = "
+            + ago(db, 2) + " WHERE Id IN "
+            "(SELECT Id FROM PLSP.FLP_AIM WHERE Status = 0 ORDER BY Id LIMIT 1)")  # fmt: skip
+    execute(db, "UPDATE PLSP.FLP_AIM SET CreatedUtc = " + ago(db, 90) + " WHERE Status = 0")
+    execute(
+        db,
+        "INSERT INTO Ops.QueueDeadLetter (QueueName, Body, EnqueuedUtc, DeliveryCount, Reason) "
+        f"VALUES ('flp.aim', '[1]', {ago(db, 5)}, 5, 'test'), ('other', '[2]', {ago(db, 5)}, 1, 'test')",
+    )
+
+    code, out, err = flp(capsys, "--json")
+
+    assert (code, err) == (0, "")
+    aim = json.loads(out)["aim"]
+    counted = ("pending", "queued", "overdue", "delivered", "dead_letters_database_queue")
+    assert {k: aim[k] for k in counted} == {
+        "pending": 2, "queued": 2, "overdue": 1, "delivered": 1, "dead_letters_database_queue": 1,
+    }  # fmt: skip
+    assert 90 * 60 - 30 <= aim["oldest_pending_age_seconds"] <= 90 * 60 + 60
+    engine = json.loads(out)["engine"]
+    assert set(engine) == {
+        "dirty_due", "dirty_later", "oldest_due_age_seconds", "values_new", "values_invalid",
+        "values_rejected", "relevant_changes_due", "recompute_running",
+    }  # fmt: skip
+    assert engine["dirty_due"] + engine["dirty_later"] >= 1  # the population's values marked patients dirty
+
+    code, out, err = flp(capsys)
+    assert (code, err) == (0, "")
+    assert "AIM: pending 2 (oldest 1h 30m), queued 2 (1 past the visibility timeout), delivered 1" in out
+    assert "dead letters (database queue) 1" in out
+    assert "FLP engine: dirty patients due" in out
 
 
 def test_status_of_one_job_lists_its_runs_newest_first(history, capsys):
