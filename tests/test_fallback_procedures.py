@@ -1,4 +1,5 @@
-"""The procedures of migration 0010: slot claims, missed rows, stop requests, the fallback's gate."""
+"""The procedures of migrations 0010 and 0017: slot claims, missed rows, stop requests, the fallback's
+gate (Enabled = 'N', pg_cron as its own trigger), the timetable overrides' read."""
 
 from __future__ import annotations
 
@@ -134,6 +135,7 @@ def test_the_fallback_gate_runs_a_daily_job_only_in_its_local_quarter_hour(db):
         ({"EverySeconds": 0}, "p_EverySeconds"),
         ({"DailyAt": "24:00"}, "p_DailyAt"),
         ({"EverySeconds": 60, "HeartbeatSeconds": -1}, "p_HeartbeatSeconds"),
+        ({"EverySeconds": 60, "TriggeredBy": "orchestrator"}, "p_TriggeredBy"),
     ],
 )
 def test_fallback_gate_parameters_are_checked_by_name(db, params, named):
@@ -160,3 +162,73 @@ def test_downgrade_with_an_open_stop_request_puts_the_time_limit_back(db, saved,
         "SELECT count(*) FROM Ops.Setting WHERE Name IN ('StopSavedTimeLimitSeconds', 'StopRequestedRunId')"
     )
     assert scalar(db, stop_rows) == 0
+
+
+# ---------------------------------------------------------------------------
+# Migration 0017: pg_cron as its own trigger, Enabled = 'N', the overrides' read
+# ---------------------------------------------------------------------------
+
+
+def set_override(db, job, name, value):
+    execute(
+        db,
+        "INSERT INTO Ops.Setting (JobName, Name, Value, Description) VALUES (?, ?, ?, 'test override')",
+        (job, name, value),
+    )
+
+
+def test_a_pg_cron_run_is_recorded_as_pg_cron_through_the_batch_engine(db):
+    from orchestrator.jobs import JOBS
+    from orchestrator.runner import run_job
+
+    result = run_job(db, JOBS["session_purge"], triggered_by="pg_cron", host="db1")
+    assert result.result == "succeeded", result.error
+    row = fetch_one(
+        db, "SELECT TriggeredBy, Host, Status FROM Ops.JobRun WHERE JobRunId = ?", (result.job_run_id,)
+    )
+    assert row == ("pg_cron", "db1", "succeeded")
+    with pytest.raises(Exception, match="p_TriggeredBy"):
+        call(db, "Job.job_run_start", {"JobName": "x", "TriggeredBy": "cron"}, ("JobRunId", "Result"))
+
+
+def test_the_fallback_gate_claims_in_the_callers_name(db):
+    assert due(db, EverySeconds=600, TriggeredBy="pg_cron") == {"Due": "Y", "Reason": "claimed"}
+    assert fetch_one(db, "SELECT ClaimedBy, Host FROM Ops.JobSlot") == ("pg_cron", "pg_cron")
+    execute(db, "DELETE FROM Ops.JobSlot")
+    assert due(db, EverySeconds=600) == {"Due": "Y", "Reason": "claimed"}  # the default: SQL Server Agent
+    assert scalar(db, "SELECT ClaimedBy FROM Ops.JobSlot") == "agent"
+
+
+def test_the_fallback_gate_does_nothing_for_a_job_switched_off(db):
+    set_override(db, "session_purge", "Enabled", "N")
+    assert due(db, EverySeconds=600, TriggeredBy="pg_cron") == {"Due": "N", "Reason": "disabled"}
+    assert scalar(db, "SELECT count(*) FROM Ops.JobSlot") == 0
+    assert scalar(db, "SELECT count(*) FROM Ops.JobRun") == 0
+    # Exactly 'N': anything else is malformed, and the job keeps its default (enabled), as in the service.
+    execute(db, "UPDATE Ops.Setting SET Value = 'n' WHERE Name = 'Enabled'")
+    assert due(db, EverySeconds=600)["Due"] == "Y"
+    # Another job's switch is not this job's.
+    execute(db, "UPDATE Ops.Setting SET Value = 'N', JobName = 'archive_aim' WHERE Name = 'Enabled'")
+    assert due(db, EverySeconds=600)["Reason"] == "taken"
+
+
+def test_the_timetable_overrides_are_read_as_stored(db):
+    set_override(db, "archive_aim", "DailyAt", "04:30")
+    set_override(db, "session_purge", "EveryMinutes", "seven")
+    with db.connect() as conn:
+        rows = db.rows(conn, "Monitor.timetable_overrides")
+    assert [(r["jobname"], r["name"], r["value"]) for r in rows] == [
+        ("archive_aim", "DailyAt", "04:30"),
+        ("session_purge", "EveryMinutes", "seven"),
+    ]  # the batch settings and FallbackAfterSeconds are not among them
+
+
+def test_downgrade_of_0017_turns_pg_cron_runs_back_into_agent_runs(db):
+    from orchestrator.db import migrate
+    from orchestrator.jobs import JOBS
+    from orchestrator.runner import run_job
+
+    assert run_job(db, JOBS["session_purge"], triggered_by="pg_cron", host="db1").result == "succeeded"
+    db.engine.dispose()
+    migrate.downgrade(db.url, "0016")
+    assert fetch_all(db, "SELECT TriggeredBy, Host FROM Ops.JobRun") == [("agent", "db1")]

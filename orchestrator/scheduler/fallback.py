@@ -14,6 +14,25 @@ counts when the server's offset from UTC is whole hours. Daily jobs run every
 hour at their minute and ``Job.fallback_due`` lets the one in the job's Danish
 hour through, so neither the server's time zone nor daylight saving matters.
 
+Who ran it. SQL Server Agent's runs are recorded with trigger ``agent`` and
+the instance's name (``@@SERVERNAME``) as host; pg_cron's with trigger
+``pg_cron`` and the database server as host (its ``cluster_name`` setting, else
+its address, else ``localhost`` over a Unix socket), so ``flp status`` shows
+``pg_cron@db1`` beside ``orchestrator@app1``.
+
+Availability groups. Every Agent step first asks
+``sys.fn_hadr_is_primary_replica`` about the FLP database and ends at once,
+successfully, on a secondary replica (NULL, a database in no group, counts as
+primary), so the same Agent jobs are created on every replica and only the
+primary's run. The step runs in ``master`` and reaches the FLP database by
+three-part names: on a secondary that is not readable Agent could not even
+enter the database, and the step would fail instead of doing nothing.
+
+Timetable overrides (Ops.Setting ``EveryMinutes``, ``DailyAt``, ``Enabled``)
+are the orchestrator's; the fallback honours ``Enabled = 'N'`` (in
+``Job.fallback_due``) and otherwise keeps the registry's timetable, which its
+schedules are generated from (docs/operations.md says why).
+
 Both scripts are re-runnable: each object is created only where missing and
 updated only where it differs; running a script twice creates nothing new.
 """
@@ -25,8 +44,13 @@ from collections.abc import Mapping
 from orchestrator.jobs import JOBS, Job
 
 CATEGORY = "FLP fallback"
-AGENT_HOST = "sqlagent"
-PG_CRON_HOST = "pg_cron"
+AGENT_TRIGGER = "agent"
+PG_CRON_TRIGGER = "pg_cron"
+# The host pg_cron's runs record: the database server, as it knows itself.
+PG_CRON_HOST_SQL = (
+    "coalesce(nullif(current_setting('cluster_name'), ''), host(inet_server_addr()), 'localhost')"
+)
+AGENT_STEP_DATABASE = "master"  # the steps name the FLP database in three-part names (see above)
 JOB_PREFIX = "flp_"  # pg_cron job names; Agent jobs are named "FLP fallback: <job>"
 
 
@@ -65,13 +89,15 @@ def pg_cron_command(job: Job) -> str:
     at = "NULL" if daily_at is None else f"'{daily_at}'"
     procedure = job.procedure.lower()
     return (
-        "DO $flp$ DECLARE v_Due char(1); v_Reason varchar(40); v_JobRunId bigint; "
-        "v_Result varchar(20); v_Rows bigint; BEGIN "
-        f"CALL job.fallback_due('{job.name}', {every}, {at}, '{PG_CRON_HOST}', NULL, v_Due, v_Reason); "
+        f"DO $flp$ DECLARE v_Host varchar(128) := {PG_CRON_HOST_SQL}; v_Due char(1); v_Reason varchar(40); "
+        "v_JobRunId bigint; v_Result varchar(20); v_Rows bigint; BEGIN "
+        f"CALL job.fallback_due(p_JobName => '{job.name}', p_EverySeconds => {every}, p_DailyAt => {at}, "
+        "p_Host => v_Host, p_HeartbeatSeconds => NULL, p_Due => v_Due, p_Reason => v_Reason, "
+        f"p_TriggeredBy => '{PG_CRON_TRIGGER}'); "
         "IF v_Due = 'Y' THEN COMMIT; "
-        f"CALL {procedure}(p_Execute => 'Y', p_TimeLimitSeconds => NULL, p_TriggeredBy => 'agent', "
-        f"p_Host => '{PG_CRON_HOST}', p_JobRunId => v_JobRunId, p_Result => v_Result, "
-        "p_RowsAffected => v_Rows); END IF; END $flp$;"
+        f"CALL {procedure}(p_Execute => 'Y', p_TimeLimitSeconds => NULL, "
+        f"p_TriggeredBy => '{PG_CRON_TRIGGER}', p_Host => v_Host, p_JobRunId => v_JobRunId, "
+        "p_Result => v_Result, p_RowsAffected => v_Rows); END IF; END $flp$;"
     )
 
 
@@ -95,7 +121,9 @@ def pg_cron_script(database: str = "flp", jobs: Mapping[str, Job] | None = None)
 -- Each job runs in database {database}: it calls Job.fallback_due, which lets it
 -- through only when no orchestrator heartbeat is younger than the setting
 -- FallbackAfterSeconds (Ops.Setting, default 300) and the slot is not taken;
--- the run is then an ordinary Ops.JobRun row (TriggeredBy agent, Host pg_cron).
+-- the run is then an ordinary Ops.JobRun row (TriggeredBy pg_cron, Host the
+-- database server: its cluster_name setting, else its address, else localhost).
+-- A job whose setting Enabled is 'N' is not run.
 -- Re-runnable: a job is scheduled only where missing, altered only where its
 -- schedule, command or database differ, and flp_ jobs no longer in the
 -- registry are unscheduled. Running it twice changes nothing the second time.
@@ -153,17 +181,32 @@ def agent_schedule(job: Job) -> dict[str, int]:
     return {"freq_subday_type": 8, "freq_subday_interval": period // 3600, "active_start_time": 0}
 
 
-def agent_command(job: Job) -> str:
+PRIMARY_CHECK = "IF sys.fn_hadr_is_primary_replica({database}) = 0"
+
+
+def _bracket(name: str) -> str:
+    return "[" + name.replace("]", "]]") + "]"
+
+
+def agent_command(job: Job, database: str = "FLP") -> str:
+    """The step: nothing on an availability group's secondary replica, else the gate, then the job."""
     period, daily_at = _due_arguments(job)
     timing = f"@EverySeconds = {period}" if period is not None else f"@DailyAt = '{daily_at}'"
+    db = _bracket(database)
     return (
         "SET NOCOUNT ON;\n"
         "DECLARE @Due char(1), @Reason varchar(40), @JobRunId bigint, @Result varchar(20),\n"
-        "    @RowsAffected bigint;\n"
-        f"EXEC Job.fallback_due @JobName = '{job.name}', {timing}, @Host = N'{AGENT_HOST}',\n"
-        "    @Due = @Due OUTPUT, @Reason = @Reason OUTPUT;\n"
+        "    @RowsAffected bigint,\n"
+        "    @Host nvarchar(128) = COALESCE(\n"
+        "        @@SERVERNAME, CAST(SERVERPROPERTY('MachineName') AS nvarchar(128))\n"
+        "    );\n"
+        "-- A secondary replica of an availability group does nothing (NULL: in no group, so primary).\n"
+        f"{PRIMARY_CHECK.format(database=_n(database))}\n"
+        "    RETURN;\n"
+        f"EXEC {db}.Job.fallback_due @JobName = '{job.name}', {timing}, @Host = @Host,\n"
+        f"    @Due = @Due OUTPUT, @Reason = @Reason OUTPUT, @TriggeredBy = '{AGENT_TRIGGER}';\n"
         "IF @Due = 'Y'\n"
-        f"    EXEC {job.procedure} @Execute = 'Y', @TriggeredBy = 'agent', @Host = N'{AGENT_HOST}',\n"
+        f"    EXEC {db}.{job.procedure} @Execute = 'Y', @TriggeredBy = '{AGENT_TRIGGER}', @Host = @Host,\n"
         "        @JobRunId = @JobRunId OUTPUT, @Result = @Result OUTPUT,\n"
         "        @RowsAffected = @RowsAffected OUTPUT;"
     )
@@ -182,7 +225,7 @@ def _agent_job(job: Job, database: str, owner: str) -> str:
     return f"""-- {job.name}: {job.timetable.describe()}
 DECLARE @JobName sysname = {_n(name)};
 DECLARE @Description nvarchar(512) = {_n(description)};
-DECLARE @Command nvarchar(MAX) = {_n(agent_command(job))};
+DECLARE @Command nvarchar(MAX) = {_n(agent_command(job, database))};
 DECLARE @JobId uniqueidentifier;
 DECLARE @ScheduleId int;
 
@@ -205,13 +248,13 @@ IF NOT EXISTS (SELECT 1 FROM msdb.dbo.sysjobservers AS s WHERE s.job_id = @JobId
 IF NOT EXISTS (SELECT 1 FROM msdb.dbo.sysjobsteps AS s WHERE s.job_id = @JobId AND s.step_id = 1)
     EXEC msdb.dbo.sp_add_jobstep
         @job_id = @JobId, @step_id = 1, @step_name = N'run when no orchestrator beats', @subsystem = N'TSQL',
-        @database_name = @Database, @command = @Command, @on_success_action = 1, @on_fail_action = 2;
+        @database_name = @StepDatabase, @command = @Command, @on_success_action = 1, @on_fail_action = 2;
 IF EXISTS (
     SELECT 1 FROM msdb.dbo.sysjobsteps AS s
-    WHERE s.job_id = @JobId AND s.step_id = 1 AND (s.command <> @Command OR s.database_name <> @Database)
+    WHERE s.job_id = @JobId AND s.step_id = 1 AND (s.command <> @Command OR s.database_name <> @StepDatabase)
 )
     EXEC msdb.dbo.sp_update_jobstep
-        @job_id = @JobId, @step_id = 1, @database_name = @Database, @command = @Command;
+        @job_id = @JobId, @step_id = 1, @database_name = @StepDatabase, @command = @Command;
 
 SELECT @ScheduleId = s.schedule_id
 FROM msdb.dbo.sysjobschedules AS js
@@ -252,7 +295,14 @@ def agent_script(database: str = "FLP", owner: str = "sa", jobs: Mapping[str, Jo
 -- What a run did goes to Ops.JobRun / Ops.JobRunBatch (flp status), not to
 -- Agent's 4,000-character step history: the step prints nothing (SET NOCOUNT
 -- ON), and a failed run raises its error, so the step fails (-b-safe: every
--- error here stops sqlcmd, and XACT_ABORT rolls the batch back).
+-- error here stops sqlcmd, and XACT_ABORT rolls the batch back). Runs are
+-- recorded with trigger agent and host @@SERVERNAME; a job whose setting
+-- Enabled is 'N' is not run.
+-- Availability groups: create the same jobs on every replica. Each step runs
+-- in master, first asks sys.fn_hadr_is_primary_replica about {database} and ends,
+-- successfully, on a secondary (NULL, a database in no group, counts as
+-- primary); it names {database} in three-part names, since Agent cannot enter
+-- a database on a secondary that is not readable.
 -- Re-runnable: each object is created only where missing and updated only
 -- where it differs; Agent jobs of the category no longer in the registry are
 -- deleted. Running it twice changes nothing the second time.
@@ -267,7 +317,7 @@ GO
 """
     settings = f"""DECLARE @Category sysname = {_n(CATEGORY)};
 DECLARE @Owner sysname = {_n(owner)};
-DECLARE @Database sysname = {_n(database)};
+DECLARE @StepDatabase sysname = {_n(AGENT_STEP_DATABASE)};
 """
     body = "".join(f"\n{settings}\n{_agent_job(job, database, owner)}\nGO\n" for job in listed)
     cleanup = f"""
