@@ -148,6 +148,13 @@ JOBS: dict[str, Job] = {
             "remove Ops job runs, batch rows and heartbeats older than their settings",
             Timetable(daily_at="02:30"),
         ),
+        # Bulk uploads (docs/http.md): the queued uploads' staged documents, applied in batches.
+        Job(
+            "upload_drain",
+            "Job.upload_drain",
+            "apply queued bulk uploads in throttled batches; big ones in the off-hours window",
+            Timetable(every_minutes=1),
+        ),
         # Drift e-mails (docs/reports.md): the day's statistics by mail, through the outbox.
         Job(
             "daily_report",
