@@ -1,6 +1,9 @@
-"""The report's numbers: one call of Monitor.daily_statistics for the day and the 13 before it.
+"""The report's numbers: one call of Monitor.daily_statistics for the day and the 13 before it,
+one of Monitor.upload_statistics and one of Monitor.cda_access_counts for the day.
 
-The procedure returns key/value rows (day, section, subject, metric, value); a missing row is 0.
+The procedures return key/value rows (day, section, subject, metric, value), or rows folded into
+them here (section ``uploads`` per SOR code, section ``cda`` per requester and purpose); a
+missing row is 0.
 ``DailyStatistics`` keeps them as they came and offers the views the templates and the chart
 use. Sections a later capability adds appear in ``sections`` without a change here.
 """
@@ -84,6 +87,16 @@ class DailyStatistics:
         return self._subjects("inclusion")
 
     @property
+    def uploads(self) -> dict[str, dict[str, int]]:
+        """The day's uploads per SOR code."""
+        return self._subjects("uploads")
+
+    @property
+    def cda(self) -> dict[str, dict[str, int]]:
+        """The day's CDA and DDS requests per 'kind requester purpose'."""
+        return self._subjects("cda")
+
+    @property
     def dead_lettered(self) -> int:
         return sum(v.get("dead_lettered", 0) for v in self._subjects("aim").values())
 
@@ -120,11 +133,55 @@ def from_rows(day: date, rows: list[dict]) -> DailyStatistics:
     return stats
 
 
+UPLOAD_METRICS = {  # Monitor.upload_statistics column -> metric
+    "uploads": "uploads",
+    "documents": "documents",
+    "rejecteddocuments": "rejected_documents",
+    "rowsinserted": "rows_inserted",
+    "rowsupdated": "rows_updated",
+    "rowsunchanged": "rows_unchanged",
+    "rowsrejected": "rows_rejected",
+    "throttled": "throttled",
+}
+CDA_METRICS = {  # Monitor.cda_access_counts column -> metric
+    "requests": "requests",
+    "patients": "patients",
+    "notmodified": "not_modified",
+    "failures": "failures",
+    "maxlatencyms": "max_latency_ms",
+}
+
+
+def upload_rows(day: date, rows: list[dict]) -> list[dict]:
+    """Monitor.upload_statistics rows as key/value rows of section ``uploads``, subject the SOR code."""
+    return [
+        {"day": day, "section": "uploads", "subject": r["sorcode"], "metric": metric, "value": r[column] or 0}
+        for r in rows
+        for column, metric in UPLOAD_METRICS.items()
+    ]
+
+
+def cda_rows(day: date, rows: list[dict]) -> list[dict]:
+    """Monitor.cda_access_counts rows as key/value rows of section ``cda``, subject
+    ``kind requester purpose`` (the app's requester is 'citizen'; DDS's is the organisation)."""
+    out = []
+    for r in rows:
+        subject = f"{r['requesterkind']} {r['requester']} {r['purpose']}"
+        out.extend(
+            {"day": day, "section": "cda", "subject": subject, "metric": metric, "value": r[column] or 0}
+            for column, metric in CDA_METRICS.items()
+        )
+    return out
+
+
 def gather(db, conn, day: date) -> DailyStatistics:
-    """The day's statistics and the trend of the 13 days before it, in one call."""
+    """The day's statistics and the trend of the 13 days before it; the day's uploads per LPS
+    and its CDA and DDS requests."""
     rows = db.rows(
         conn,
         "Monitor.daily_statistics",
         {"FromDate": day - timedelta(days=TREND_DAYS - 1), "ToDate": day},
     )
+    rows += upload_rows(day, db.rows(conn, "Monitor.upload_statistics", {"FromDay": day, "ToDay": day}))
+    rows += cda_rows(day, db.rows(conn, "Monitor.cda_access_counts", {"Day": day, "Days": 1}))
     return from_rows(day, rows)

@@ -21,6 +21,7 @@ from tests.support.smtp import SmtpServer
 from tests.support.sql import execute, fetch_one
 
 DAY = date(2026, 6, 15)
+CARD_SECTIONS = ("aim", "conversion", "maintenance", "inclusion", "uploads", "cda")
 
 
 class Keyed(HTMLParser):
@@ -97,7 +98,10 @@ def test_the_mail_read_back_holds_subject_both_parts_the_inline_chart_and_the_da
     for (section, subject, metric), value in expected.items():
         if section == "jobs" and metric in ("runs", "rows", "skipped", "missed"):
             assert page.values[f"jobs/{subject}/{metric}"] == value, (subject, metric)
-        elif section in ("aim", "conversion", "maintenance", "inclusion") and subject != "aim":
+        elif (
+            section in ("aim", "conversion", "maintenance", "inclusion", "uploads", "cda")
+            and subject != "aim"
+        ):
             assert page.values[f"{section}/{subject}/{metric}"] == value, (section, subject, metric)
     assert page.values["jobs/convert_values/failures"] == 1
     assert page.values["aim/*/dead_lettered"] == 1
@@ -108,7 +112,10 @@ def test_the_mail_read_back_holds_subject_both_parts_the_inline_chart_and_the_da
     assert re.search(r"^session_purge\s+3\s+0\s+1/0\s+2\.0 s / 4\.0 s\s+60$", text, re.M)
     assert re.search(r"^values converted\s+4$", text, re.M)
     assert "FAIL: oldest AIM row waits 960 min" in text
-    assert "uploads per LPS" in text  # named as not there yet, not faked
+    assert re.search(r"^SOR 990000011000016: rows unchanged \(no-op\)\s+850$", text, re.M)
+    assert re.search(r"^SOR 990000011000016: requests throttled \(429\)\s+2$", text, re.M)
+    assert re.search(r"^dds DDS dds-retrieve: failed \(4xx/5xx\)\s+1$", text, re.M)
+    assert "database growth" in text  # named as not there yet, not faked
     assert path.name.endswith(".eml") and not path.exists()
 
 

@@ -157,6 +157,49 @@ def busy_day(db, day: date, failures: bool = True, dead_letter: bool = True) -> 
             ("conversion", "Patientvaerdier", "rejected"): 1,
         }
     )
+    for when, sor, counts in (
+        (day, "990000011000016", (4, 9, 1, 120, 30, 850, 5, 2)),
+        (day, "990000022000017", (1, 1, 0, 10, 0, 0, 0, 0)),
+        (day - timedelta(days=1), "990000011000016", (7, 7, 7, 7, 7, 7, 7, 7)),  # the day before
+    ):
+        execute(
+            db,
+            "INSERT INTO Ops.UploadStatistic (SorCode, DayUtc, Uploads, Documents, RejectedDocuments, "
+            "RowsInserted, RowsUpdated, RowsUnchanged, RowsRejected, Throttled) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (sor, when, *counts),
+        )
+    expected.update(
+        {
+            ("uploads", "990000011000016", "uploads"): 4,
+            ("uploads", "990000011000016", "rows_unchanged"): 850,
+            ("uploads", "990000011000016", "rows_rejected"): 5,
+            ("uploads", "990000011000016", "throttled"): 2,
+            ("uploads", "990000022000017", "rows_inserted"): 10,
+        }
+    )
+    for hours, kind, requester, purpose, status, latency, patient_hash in (
+        (10, "citizen", "citizen", "view", 200, 40, "a" * 64),
+        (10.5, "citizen", "citizen", "view", 304, 5, "a" * 64),
+        (11, "citizen", "citizen", "view", 200, 60, "b" * 64),
+        (12, "dds", "DDS", "dds-retrieve", 500, 900, None),
+        (-3, "citizen", "citizen", "view", 200, 10, "c" * 64),  # the day before
+    ):
+        execute(
+            db,
+            "INSERT INTO PLSP.CdaAccessLog (AccessedUtc, RequesterKind, Requester, Purpose, PatientHash, "
+            "HttpStatus, LatencyMs) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (at(day, hours), kind, requester, purpose, patient_hash, status, latency),
+        )
+    expected.update(
+        {
+            ("cda", "citizen citizen view", "requests"): 3,
+            ("cda", "citizen citizen view", "patients"): 2,
+            ("cda", "citizen citizen view", "not_modified"): 1,
+            ("cda", "citizen citizen view", "max_latency_ms"): 60,
+            ("cda", "dds DDS dds-retrieve", "failures"): 1,
+        }
+    )
     add_inclusion(db, patient, "ALAL22", True, at(day, 7))
     add_inclusion(db, patient, "ALAL22", True, at(day, 7.5))
     add_inclusion(db, patient, "ALAL21", False, at(day, 8))
