@@ -8,7 +8,7 @@ import time
 
 from orchestrator.aim import QUEUE_NAME
 from orchestrator.aim import settings as aim_settings
-from orchestrator.aim.consumer import Consumer, ConsumeStats, is_outage
+from orchestrator.aim.consumer import IN_FLIGHT, Consumer, ConsumeStats, is_outage
 from orchestrator.aim.importer import run_import
 from orchestrator.aim.store import DocumentStore
 from orchestrator.errors import FlpError
@@ -28,7 +28,7 @@ def queue_for(db, settings, aim=None) -> Queue:
         settings.queue_url,
         database=db,
         visibility_seconds=aim.queue_visibility_seconds,
-        prefetch=2,  # one message in hand, one read ahead
+        prefetch=IN_FLIGHT,  # the consumer's pipeline: one message marked, one read and written
     )
 
 

@@ -27,8 +27,10 @@ never a CPR number (and ``clean_reason`` masks any that slipped in).
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
+import gc
 import json
 import logging
 import threading
@@ -36,7 +38,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from orchestrator.aim.store import DocumentStore, DocumentWriteError
+import orjson
+
+from orchestrator.aim.store import DocumentStore, DocumentWriteError, WriteResult
 from orchestrator.logs import mask_cpr
 from orchestrator.queue import Message, Queue, backoff
 
@@ -45,6 +49,8 @@ log = logging.getLogger(__name__)
 MAX_IDS = 4999  # Job.aim_documents / aim_mark_delivered accept at most this many
 RECEIVE_WAIT = 1.0  # seconds a receive waits for a message
 LOOK_AHEAD_WAIT = 0.05  # seconds to wait for the next message while one is in hand
+IN_FLIGHT = 2  # messages per worker at once: one being marked and acknowledged, one written
+# (its documents read just before); RabbitMQ's prefetch must be at least this
 
 
 class BadMessage(ValueError):
@@ -62,6 +68,25 @@ def parse_body(body: str) -> list[int]:
     if not all(isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in ids):
         raise BadMessage("the ids are not all positive whole numbers")
     return ids
+
+
+def parse_documents(text: str | None) -> list[dict]:
+    """The documents of Job.aim_documents (a JSON array) as dicts for pymongo.
+
+    orjson, with the cyclic garbage collector paused for the one call: a message's
+    thousand documents are some hundred thousand dicts and lists, and the collector
+    would otherwise scan them (and the documents still in flight) many times over
+    while they are built. orjson holds the GIL for the whole call, so the pause
+    covers little but the parse; the collector is switched on again if it fails.
+    """
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        return orjson.loads(text or "[]")
+    finally:
+        if paused:
+            gc.enable()
 
 
 # SQLSTATEs of a lost or refused connection: class 08, the server shutting
@@ -205,33 +230,45 @@ class _Worker:
         return None
 
     def loop(self, once: bool) -> None:
-        """Receive and handle messages; while one is written to MongoDB, the next one's
-        documents are already being read (look-ahead: one message, one fetch thread)."""
+        """Receive and handle messages, three stages overlapped (a pipeline of IN_FLIGHT messages).
+
+        The fetch thread reads a message's documents from the database, the write thread
+        writes them to MongoDB as soon as they are read, and this thread marks a message
+        delivered and acknowledges it once its write has returned, then receives the next.
+        So while message N is marked and acknowledged, N+1 is written and, just before,
+        read: MongoDB (the slowest step) never waits for the database or the queue. Each
+        message still goes write, then mark, then ack, in that order; queue calls stay on
+        this thread (a pika channel belongs to one thread).
+        """
         queue = self.c.open_queue()
         fetcher = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="aim-fetch")
+        writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="aim-write")
+        in_flight: collections.deque = collections.deque()
         try:
-            current = None
             while not self.c.stop.is_set():
-                if current is None:
-                    message = self._receive(queue, RECEIVE_WAIT)
-                    if message is None:
+                if len(in_flight) < IN_FLIGHT:
+                    message = self._receive(queue, LOOK_AHEAD_WAIT if in_flight else RECEIVE_WAIT)
+                    if message is not None:
+                        started = self._start(queue, message, fetcher, writer)
+                        if started is not None:
+                            in_flight.append(started)
+                        continue
+                    if not in_flight:
                         if once:
                             return
                         continue
-                    current = self._start(queue, message, fetcher)
-                    continue
-                following = self._receive(queue, LOOK_AHEAD_WAIT)
-                upcoming = self._start(queue, following, fetcher) if following is not None else None
-                self.handle(queue, *current)
-                current = upcoming
+                self.handle(queue, *in_flight.popleft())
         finally:
+            # Messages still in flight are not acknowledged: the queue gives them back.
+            writer.shutdown(wait=True)
             fetcher.shutdown(wait=True)
             self._fetch_conn.close()
             queue.close()
             self._drop_conn()
 
-    def _start(self, queue: Queue, message: Message, fetcher) -> tuple | None:
-        """Check the message; start reading its documents. None when it was dealt with at once."""
+    def _start(self, queue: Queue, message: Message, fetcher, writer) -> tuple | None:
+        """Check the message; start reading and then writing its documents. None when it
+        was dealt with at once."""
         self.stats.add(messages=1)
         if message.attempts > self.c.max_attempts:
             self._dead(
@@ -243,7 +280,8 @@ class _Worker:
         except BadMessage as exc:
             self._dead(queue, message, f"not a message of FLP_AIM ids: {exc}")
             return None
-        return message, ids, fetcher.submit(self._fetch, self._fetch_conn, ids)
+        fetched = fetcher.submit(self._fetch, self._fetch_conn, ids)
+        return message, ids, writer.submit(self._write, fetched)
 
     def _fetch(self, connection: _Connection, ids: list[int]) -> tuple[dict, list[dict]]:
         """Job.aim_documents for ``ids``: its outputs and the documents, parsed."""
@@ -258,18 +296,28 @@ class _Worker:
         except Exception:
             connection.close()
             raise
-        documents = json.loads(out["Documents"] or "[]")
+        documents = parse_documents(out["Documents"])
         self.stats.add(fetch=time.perf_counter() - started)
         return out, documents
 
-    def handle(self, queue: Queue, message: Message, ids: list[int], fetched=None) -> None:
+    def _write(self, fetched) -> tuple[dict, list[dict], WriteResult]:
+        """The write thread's step: wait for the documents, write them (fetch errors pass through)."""
+        out, documents = fetched.result() if isinstance(fetched, concurrent.futures.Future) else fetched
+        started = time.perf_counter()
+        written = self.c.store.write(documents)
+        self.stats.add(write=time.perf_counter() - started)
+        return out, documents, written
+
+    def handle(self, queue: Queue, message: Message, ids: list[int], written=None) -> None:
+        """Finish one message: its write's result (or, on a retry, read and write again here),
+        then mark, dead-letter the ids found nowhere, acknowledge."""
         outage = 0
         while not self.c.stop.is_set():
             try:
-                self._process(queue, message, ids, fetched)
+                self._process(queue, message, ids, written)
                 return
             except Exception as exc:
-                fetched = None  # a retry reads the documents again
+                written = None  # a retry reads and writes the documents again
                 if is_outage(exc):
                     self._drop_conn()
                     pause = backoff(outage)
@@ -290,18 +338,19 @@ class _Worker:
                 self._failed(queue, message, exc)
                 return
 
-    def _process(self, queue: Queue, message: Message, ids: list[int], fetched=None) -> None:
-        db, conn = self.c.db, self._conn()
-        out, documents = fetched.result() if fetched is not None else self._fetch(self._own, ids)
-        t1 = time.perf_counter()
-        written = self.c.store.write(documents)
+    def _process(self, queue: Queue, message: Message, ids: list[int], written=None) -> None:
+        db = self.c.db
+        if written is not None:
+            out, documents, result = written.result()
+        else:
+            out, documents, result = self._write(self._fetch(self._own, ids))
         t2 = time.perf_counter()
         marked = 0
         if documents:
             delivered = [d["_id"] for d in documents]
-            marked = db.call(conn, "Job.aim_mark_delivered", {"Ids": json.dumps(delivered)}, ("Rows",))[
-                "Rows"
-            ]
+            marked = db.call(
+                self._conn(), "Job.aim_mark_delivered", {"Ids": json.dumps(delivered)}, ("Rows",)
+            )["Rows"]
         missing = [int(i) for i in out["Missing"].split(",")] if out["Missing"] else []
         if missing:
             queue.dead_letter_body(
@@ -313,13 +362,12 @@ class _Worker:
         queue.ack(message)
         t4 = time.perf_counter()
         self.stats.add(
-            documents=written.inserted,
-            duplicates=written.duplicates,
+            documents=result.inserted,
+            duplicates=result.duplicates,
             marked=int(marked or 0),
             already_delivered=int(out["AlreadyDelivered"] or 0),
             missing=len(missing),
             dead_letters=1 if missing else 0,
-            write=t2 - t1,
             mark=t3 - t2,
             ack=t4 - t3,
         )
