@@ -95,6 +95,42 @@ def test_the_scripts_cover_the_database_jobs_of_the_registry():
         assert set(re.findall(pattern, path.read_text(encoding="utf-8"))) <= names, path
 
 
+AGENT_COMMAND = re.compile(
+    r"^DECLARE @Command nvarchar\(MAX\) = N'(?P<command>(?:[^']|'')*)';$", re.MULTILINE
+)
+
+
+def test_every_agent_step_does_nothing_on_an_availability_group_secondary():
+    """Each step's first statement after its declarations ends the step, successfully, unless the
+    FLP database is the primary replica (or in no group: NULL), and every call names that database."""
+    script = fallback.script("mssql", "FLP")
+    commands = [m["command"].replace("''", "'") for m in AGENT_COMMAND.finditer(script)]
+    assert len(commands) == len(fallback.fallback_jobs())
+    for command in commands:
+        code = "\n".join(line for line in command.splitlines() if not line.lstrip().startswith("--"))
+        statements = [s for s in code.split(";") if s.strip()]
+        body = [s.strip() for s in statements if not s.strip().startswith(("SET NOCOUNT", "DECLARE"))]
+        assert body[0].splitlines()[-2:] == ["IF sys.fn_hadr_is_primary_replica(N'FLP') = 0", "    RETURN"], (
+            body
+        )
+        calls = re.findall(r"EXEC (\S+)", command)
+        assert calls and all(c.startswith("[FLP].Job.") for c in calls), calls
+        assert "@TriggeredBy = 'agent', @Host = @Host" in command
+    # The step runs in master (a secondary that is not readable cannot be entered), everywhere.
+    assert "DECLARE @StepDatabase sysname = N'master';" in script
+    assert script.count("@database_name = @StepDatabase") == 2 * len(commands)
+    assert "@database_name = @Database" not in script
+    # A database name with a bracket or a quote stays one name.
+    odd = fallback.agent_command(JOBS["session_purge"], "FL]P'x")
+    assert "EXEC [FL]]P'x].Job.fallback_due" in odd and "fn_hadr_is_primary_replica(N'FL]P''x')" in odd
+
+
+def test_the_pg_cron_command_records_pg_cron_with_the_database_host():
+    command = fallback.pg_cron_command(JOBS["session_purge"])
+    assert "p_TriggeredBy => 'pg_cron'" in command and "'agent'" not in command
+    assert command.count("p_Host => v_Host") == 2 and fallback.PG_CRON_HOST_SQL in command
+
+
 def test_schedules_follow_the_timetable():
     job = JOBS["session_purge"]
     assert fallback.cron_schedule(job) == "*/10 * * * *"
@@ -112,7 +148,8 @@ def test_flp_db_agent_script_prints_both(capsys):
     from orchestrator import cli
 
     assert cli.main(["db", "agent-script", "--engine", "mssql", "--database", "FLP2"]) == 0
-    assert "@Database sysname = N'FLP2'" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "fn_hadr_is_primary_replica(N''FLP2'')" in out and "EXEC [FLP2].Job.fallback_due" in out
     assert cli.main(["db", "agent-script", "--engine", "postgresql"]) == 0
     assert "cron.schedule_in_database" in capsys.readouterr().out
 
@@ -243,7 +280,7 @@ def test_two_services_and_pg_cron_run_each_slot_once_and_pg_cron_takes_over_only
                     if r[0] == name and r[4] < s + period
                 ]
                 assert len(ran) == 1, (name, s, ran)
-        assert runs(db, by="agent") == []
+        assert runs(db, by="pg_cron") == []
         assert {r[2] for r in runs(db)} <= {"svc1", "svc2"}
 
         # Phase 2: both services killed; the heartbeat goes stale (threshold lowered); pg_cron runs the jobs.
@@ -253,14 +290,18 @@ def test_two_services_and_pg_cron_run_each_slot_once_and_pg_cron_takes_over_only
             process.wait(30)
         killed_at = db_now(db)
         agent_runs = wait_for(
-            lambda: {r[0] for r in runs(db, since=killed_at, by="agent")} >= set(COMPRESSED),
+            lambda: {r[0] for r in runs(db, since=killed_at, by="pg_cron")} >= set(COMPRESSED),
             "pg_cron's runs",
             75,
             1,
         )
         assert agent_runs
-        for name, by, host, status, _ in runs(db, since=killed_at, by="agent"):
-            assert (by, host, status) == ("agent", "pg_cron", "succeeded"), name
+        # Recorded as pg_cron's, with the database server as host (over pg_cron's Unix socket:
+        # the cluster_name setting, else localhost).
+        cluster_name = scalar(db, "SELECT current_setting('cluster_name')")
+        for name, by, host, status, _ in runs(db, since=killed_at, by="pg_cron"):
+            assert (by, host, status) == ("pg_cron", cluster_name or "localhost", "succeeded"), name
+        assert runs(db, since=killed_at, by="agent") == []
 
         # Phase 3: a service is back: pg_cron stands down at its next minute.
         back = start_service(db.url, COMPRESSED, host="svc3", component="orchestrator@svc3", **spec)
@@ -285,7 +326,7 @@ def test_two_services_and_pg_cron_run_each_slot_once_and_pg_cron_takes_over_only
             75,
             1,
         )
-        assert runs(db, since=back_at + timedelta(seconds=1), by="agent") == []
+        assert runs(db, since=back_at + timedelta(seconds=1), by="pg_cron") == []
         assert {r[0] for r in runs(db, since=back_at, by="orchestrator")} == set(COMPRESSED)
         failed = cluster.execute("SELECT return_message FROM cron.job_run_details WHERE status = 'failed'")
         assert failed == []
