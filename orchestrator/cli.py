@@ -365,15 +365,43 @@ def cmd_seed(args, settings) -> int:
     return 0
 
 
+def _timetable_overrides(settings):
+    """The database's timetable overrides (None, and why not, when they cannot be read)."""
+    from orchestrator.scheduler import overrides
+
+    if settings.database_url is None and not (settings.data_dir / "pgdata").exists():
+        return None, "no database yet"
+    try:
+        return overrides.effective(runtime_database(settings)), None
+    except FlpError as exc:
+        return None, str(exc)
+    except Exception as exc:
+        log.debug("timetable overrides not read", exc_info=True)
+        return None, _one_line(exc)
+
+
 def cmd_jobs(args, settings) -> int:
+    """The jobs and their effective timetable: the registry's, with the database's overrides
+    (Ops.Setting EveryMinutes / DailyAt / Enabled), marked *; an override ignored, marked !."""
     from orchestrator.jobs import JOBS
     from orchestrator.scheduler import next_runs
 
-    timetable = next_runs()
-    out = table("job", "what", "when")
+    effective, why_not = _timetable_overrides(settings)
+    timetable = next_runs(effective=effective)
+    out = table("", "job", "what", "when")
     for job in JOBS.values():
-        out.add_row(job.name, job.description, timetable[job.name])
-    console().print(out)
+        state = effective.jobs[job.name] if effective else None
+        mark = "!" if state and state.problems else "*" if state and state.overridden else ""
+        out.add_row(mark, job.name, job.description, timetable[job.name])
+    show = console()
+    show.print(out)
+    if effective is None:
+        print(f"flp jobs: the registry's timetables; overrides not read: {why_not}", file=sys.stderr)
+        return 0
+    if any(state.overridden for state in effective.jobs.values()):
+        show.print("* overridden by Ops.Setting (docs/operations.md, The orchestrator service)")
+    for problem in effective.problems:
+        print(f"flp jobs: ! {problem}", file=sys.stderr)
     return 0
 
 

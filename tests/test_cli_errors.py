@@ -223,16 +223,66 @@ def test_a_runtime_command_on_a_current_database_runs(db, url_env):
 # ---------------------------------------------------------------------------
 
 
-def test_ctrl_c_exits_130_with_one_line(url_env):
+def only_a_slow_archive_runs(db) -> None:
+    """Every job of the registry switched off by its override but archive_aim, every 10 minutes
+    (its latest slot runs at start), with batches slow enough to be running when a signal comes."""
+    from orchestrator.jobs import JOBS
+    from tests.support import archive
+
+    rows = [(name, "Enabled", "N") for name in JOBS if name != "archive_aim"]
+    rows.append(("archive_aim", "EveryMinutes", "10"))
+    for row in rows:
+        execute(
+            db, "INSERT INTO Ops.Setting (JobName, Name, Value, Description) VALUES (?, ?, ?, 'test')", row
+        )
+    archive.load_aim(db, 3000, kinds=(archive.DELIVERED_OLD,))
+    archive.set_settings(
+        db, BatchSizeStart=200, BatchSizeMin=200, BatchSizeMax=200, SleepFactor=0, RetentionDays=7
+    )
+    archive.slow_down_batches(db, 3000)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_and_sigterm_stop_the_service_cleanly_with_exit_0(db, url_env, sig):
+    only_a_slow_archive_runs(db)
     process = start_flp("orchestrator", env=url_env)
     try:
         wait_for_lines(process, "orchestrator started")
+        deadline = time.monotonic() + WAIT
+        while scalar(db, "SELECT count(*) FROM Ops.JobRunBatch") < 1:
+            assert time.monotonic() < deadline, "the archive did not start"
+            time.sleep(0.1)
+        process.send_signal(sig)
+        _, err = process.communicate(timeout=WAIT)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert "Traceback" not in err and "interrupted" not in err
+    assert f"signal={sig.name}" in err
+    assert "waited for a running job" in err and "job=archive_aim finished=True" in err
+    assert scalar(db, "SELECT Status FROM Ops.JobRun WHERE JobName = 'archive_aim'") == "stopped"
+    # Only the archive ran: the overrides switched every other job off.
+    assert scalar(db, "SELECT count(DISTINCT JobName) FROM Ops.JobRun") == 1
+
+
+def test_a_second_ctrl_c_while_waiting_stops_at_once_with_exit_130(db, url_env):
+    only_a_slow_archive_runs(db)
+    process = start_flp("orchestrator", env=url_env)
+    try:
+        wait_for_lines(process, "orchestrator started")
+        deadline = time.monotonic() + WAIT
+        while scalar(db, "SELECT count(*) FROM Ops.JobRunBatch") < 1:
+            assert time.monotonic() < deadline, "the archive did not start"
+            time.sleep(0.1)
         process.send_signal(signal.SIGINT)
+        wait_for_lines(process, "orchestrator stopping; waiting for running jobs")
+        process.send_signal(signal.SIGINT)  # the batch in hand takes 3 s: still waiting
         _, err = process.communicate(timeout=WAIT)
     finally:
         process.kill()
     assert process.returncode == EXIT_INTERRUPTED
     assert "Traceback" not in err
+    assert "second Ctrl-C; stopping at once" in err and "jobs=archive_aim" in err
     assert err.splitlines()[-1] == "flp orchestrator: interrupted"
 
 

@@ -18,11 +18,19 @@
 * **Missed slots.** At start each job's latest slot is claimed: if nobody ran
   it and it is within the job's grace period it runs now, once; if older, one
   ``missed`` run row records it (``Job.job_run_missed``). Never once per slot.
-* **Stopping.** SIGTERM (or Ctrl-C) stops starting work, asks each running
-  batched job to stop at its next batch (``Job.job_stop_request``: the job's
-  TimeLimitSeconds row, which ``Job.run_batched`` re-reads before every batch,
-  put back when the run is over), waits up to ``stop_wait_seconds`` and logs
-  what it waited for. Exit code 0 after SIGTERM, 130 after Ctrl-C.
+* **Timetable overrides.** The registry holds each job's default timetable;
+  Ops.Setting rows ``EveryMinutes``, ``DailyAt`` and ``Enabled`` of the job
+  override it (overrides.py). The service reads them at start and every
+  ``REFRESH_SECONDS`` (off the loop, like the heartbeat), logs each change
+  once and reschedules; a malformed one is logged once, naming the job and the
+  setting, and the job keeps its default.
+* **Stopping.** SIGTERM and Ctrl-C (SIGINT) are the same: the service stops
+  starting work, asks each running batched job to stop at its next batch
+  (``Job.job_stop_request``: the job's TimeLimitSeconds row, which
+  ``Job.run_batched`` re-reads before every batch, put back when the run is
+  over), waits up to ``stop_wait_seconds``, logs what it waited for and exits
+  0. A second Ctrl-C while it waits stops at once (KeyboardInterrupt: exit
+  130); the sessions end with the process, their locks with them.
 * **Heartbeat** every 30 seconds (``Job.heartbeat_beat``); SQL Server Agent /
   pg_cron stand down while one is younger than FallbackAfterSeconds.
 """
@@ -41,6 +49,7 @@ from orchestrator import config
 from orchestrator.db.connection import Database
 from orchestrator.jobs import JOBS, Job
 from orchestrator.runner import run_job
+from orchestrator.scheduler import overrides
 from orchestrator.scheduler.timetable import Planner, last_slot, local, next_slot
 
 log = logging.getLogger(__name__)
@@ -95,16 +104,24 @@ class Orchestrator:
         clock: SystemClock | None = None,
         heartbeat_seconds: float = HEARTBEAT_INTERVAL,
         stop_wait_seconds: float = STOP_WAIT_SECONDS,
+        refresh_seconds: float = overrides.REFRESH_SECONDS,
     ) -> None:
         self.db = db
         self.host = host or config.host_name()
         self.component = component or f"orchestrator@{self.host}:{os.getpid()}"
-        self.jobs = dict(JOBS if jobs is None else jobs)
+        self.defaults = dict(JOBS if jobs is None else jobs)  # the registry's timetables
+        self.effective = overrides.apply([], self.defaults)  # with the overrides, once read
+        self.jobs = self.effective.enabled_jobs  # what the service schedules
         self.clock = clock or SystemClock()
         self.heartbeat_seconds = heartbeat_seconds
         self.stop_wait_seconds = stop_wait_seconds
+        self.refresh_seconds = refresh_seconds
         self.stopping = threading.Event()
-        self.interrupted = False  # Ctrl-C rather than SIGTERM: exit code 130
+        self._override_rows: list[tuple[str, str, str]] | None = None  # the last read, from the reader
+        self._applied_rows: list[tuple[str, str, str]] | None = None
+        self._reader: threading.Thread | None = None
+        self._read_failing = False
+        self._reported: set[str] = set()  # problems logged, each once while it lasts
         self._running: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
         self._connect_errors: tuple[type[BaseException], ...] | None = None
@@ -230,6 +247,56 @@ class Orchestrator:
         except Exception as exc:
             log.warning("could not clear a stop request", extra={"job": job.name, "error": _one_line(exc)})
 
+    # -- timetable overrides --------------------------------------------------------------
+
+    def read_overrides(self) -> None:
+        """Read the override rows (Monitor.timetable_overrides); a failure keeps the current timetable."""
+        try:
+            rows = overrides.read(self.db)
+        except Exception as exc:
+            if not self._read_failing:  # one line per spell of failures, not one a minute
+                log.warning(
+                    "timetable overrides could not be read; the current timetable stays",
+                    extra={"error": _one_line(exc)},
+                )
+            self._read_failing = True
+            return
+        if self._read_failing:
+            log.info("timetable overrides read again")
+        self._read_failing = False
+        self._override_rows = rows
+
+    def read_overrides_in_background(self) -> None:
+        if self._reader is not None and self._reader.is_alive():
+            return
+        self._reader = threading.Thread(target=self.read_overrides, name="overrides", daemon=True)
+        self._reader.start()
+
+    def apply_overrides(self, rows: list[tuple[str, str, str]], starting: bool = False) -> bool:
+        """Make ``rows`` the effective timetable; log each change (and each new problem) once.
+        True when what is scheduled changed."""
+        self._applied_rows = rows
+        before = self.effective
+        after = overrides.apply(rows, self.defaults)
+        for problem in after.problems:
+            if problem not in self._reported:
+                log.error("timetable override ignored", extra={"problem": problem})
+        self._reported = set(after.problems)
+        changed = False
+        for name, new in after.jobs.items():
+            old = before.jobs[name]
+            if (old.job.timetable, old.enabled) == (new.job.timetable, new.enabled):
+                continue
+            changed = True
+            if starting:
+                log.info("timetable overridden", extra={"job": name, "timetable": new.describe()})
+            else:
+                was = old.job.timetable.describe() if old.enabled else "disabled"
+                log.info("timetable changed", extra={"job": name, "timetable": new.describe(), "was": was})
+        self.effective = after
+        self.jobs = after.enabled_jobs
+        return changed
+
     # -- the service ----------------------------------------------------------------------
 
     def beat(self) -> None:
@@ -288,8 +355,7 @@ class Orchestrator:
 
     def timetable_line(self, now: datetime) -> str:
         return "; ".join(
-            f"{name} {job.timetable.describe()} next {local(next_slot(job.timetable, now)):%Y-%m-%d %H:%M %Z}"
-            for name, job in self.jobs.items()
+            f"{name} {text}" for name, text in next_runs(now, self.defaults, self.effective).items()
         )
 
     def catch_up(self, now: datetime) -> None:
@@ -298,15 +364,23 @@ class Orchestrator:
             self.start_job(job, last_slot(job.timetable, now), grace_check=True)
 
     def _on_signal(self, signum, _frame) -> None:
-        if signum == signal.SIGINT:
-            self.interrupted = True
+        """SIGTERM and Ctrl-C: a clean stop. A second Ctrl-C while stopping: at once (exit 130)."""
+        name = signal.Signals(signum).name
         if not self.stopping.is_set():
-            log.info("stop requested", extra={"signal": signal.Signals(signum).name})
-        self.stopping.set()
+            log.info("stop requested", extra={"signal": name})
+            self.stopping.set()
+            return
+        if signum == signal.SIGINT:
+            # No self._lock here: the handler runs in the main thread, which may hold it.
+            running = [n for n, t in list(self._running.items()) if t.is_alive()]
+            log.warning("second Ctrl-C; stopping at once", extra={"jobs": ",".join(running)})
+            raise KeyboardInterrupt
+        log.info("stop already requested; still waiting for running jobs", extra={"signal": name})
 
     def run_forever(self, before_start: Callable[[], object] | None = None) -> None:
         """Wait for the database, run ``before_start`` (the schema check), then run the
-        timetable until SIGTERM or Ctrl-C (KeyboardInterrupt after a clean stop)."""
+        timetable until SIGTERM or Ctrl-C, and stop cleanly. A second Ctrl-C raises
+        KeyboardInterrupt (the CLI's exit code 130)."""
         # The pool logs from child loggers (a filter on "sqlalchemy.pool" misses them): filter the handlers.
         for handler in logging.getLogger().handlers:
             handler.addFilter(POOL_FILTER)
@@ -315,10 +389,11 @@ class Orchestrator:
             signal.signal(signal.SIGINT, self._on_signal)
         if not self.wait_for_database():
             log.info("orchestrator stopped before the database answered")
-            self._exit()
             return
         if before_start is not None:
             before_start()
+        self.read_overrides()
+        self.apply_overrides(self._override_rows or [], starting=True)
         now = self.clock.now()
         planner = Planner(self.jobs.values(), now)
         log.info(
@@ -332,22 +407,30 @@ class Orchestrator:
         )
         self.beat()
         next_beat = now + timedelta(seconds=self.heartbeat_seconds)
+        next_read = now + timedelta(seconds=self.refresh_seconds)
         self.catch_up(now)
         while not self.stopping.is_set():
             now = self.clock.now()
             for job, slot in planner.due(now):
                 self.start_job(job, slot)
+            rows = self._override_rows
+            if rows is not None and rows != self._applied_rows and self.apply_overrides(rows):
+                # Every job's next slot is the first after now, as it was: none runs twice, none is lost.
+                planner = Planner(self.jobs.values(), now)
             if now >= next_beat:
                 self.beat_in_background()
                 next_beat = now + timedelta(seconds=self.heartbeat_seconds)
-            wait = min(planner.seconds_to_next(now), (next_beat - now).total_seconds(), POLL_INTERVAL)
+            if now >= next_read:
+                self.read_overrides_in_background()
+                next_read = now + timedelta(seconds=self.refresh_seconds)
+            wait = min(
+                planner.seconds_to_next(now),
+                (next_beat - now).total_seconds(),
+                (next_read - now).total_seconds(),
+                POLL_INTERVAL,
+            )
             self.stopping.wait(max(wait, 0.01))
         self.shutdown()
-        self._exit()
-
-    def _exit(self) -> None:
-        if self.interrupted:
-            raise KeyboardInterrupt
 
     def shutdown(self) -> dict[str, bool]:
         """Ask the running jobs to stop at their next batch and wait up to the limit.
@@ -392,10 +475,21 @@ class Orchestrator:
         self.stopping.set()
 
 
-def next_runs(now: datetime | None = None, jobs: Mapping[str, Job] | None = None) -> dict[str, str]:
-    """Each job's timetable and next run in Danish time, for ``flp jobs`` and the start line."""
+def next_runs(
+    now: datetime | None = None,
+    jobs: Mapping[str, Job] | None = None,
+    effective: overrides.Overrides | None = None,
+) -> dict[str, str]:
+    """Each job's timetable and next run in Danish time, for ``flp jobs`` and the start line:
+    the effective timetable under ``effective`` (the overrides; default: none), marked when
+    overridden; a job switched off has no next run."""
     now = now or datetime.now(UTC)
-    return {
-        name: f"{job.timetable.describe()}; next {local(next_slot(job.timetable, now)):%Y-%m-%d %H:%M %Z}"
-        for name, job in (JOBS if jobs is None else jobs).items()
-    }
+    effective = effective or overrides.apply([], JOBS if jobs is None else jobs)
+    out = {}
+    for name, job in effective.jobs.items():
+        if not job.enabled:
+            out[name] = job.describe()
+            continue
+        timetable = job.job.timetable
+        out[name] = f"{job.describe()}; next {local(next_slot(timetable, now)):%Y-%m-%d %H:%M %Z}"
+    return out
