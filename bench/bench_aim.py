@@ -14,13 +14,20 @@ started on loopback like the tests do) and a SecantusDB server:
    a fresh collection, in batches of MessageSize.
 
 Ratio = (import + consume wall time) / floor. Target: at most 1.5.
+
+Beside the times it prints the CPU seconds each process used (the consumer,
+PostgreSQL, SecantusDB, RabbitMQ) during the consume and during the floor, and
+the load average: on a shared two-core machine the ratio moves with the CPU
+the other processes leave to SecantusDB (a Python server, about one core).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -29,6 +36,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import psutil
 import pymongo
 
 from bench.common import fresh_database, pg_server, report, verdict
@@ -89,6 +97,52 @@ class TimedQueue:
         return getattr(self.queue, name)
 
 
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+class CpuMeter:
+    """CPU seconds (user + system) of process trees, read at two moments.
+
+    A root's figure counts its living descendants and the children it has reaped
+    (PostgreSQL's postmaster reaps the backends of closed connections).
+    """
+
+    def __init__(self, roots: dict[str, int | None]) -> None:
+        self.roots = {name: pid for name, pid in roots.items() if pid}
+
+    @staticmethod
+    def _tree(pid: int) -> float:
+        try:
+            root = psutil.Process(pid)
+            total = sum(root.cpu_times()[:4])
+            for child in root.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    total += sum(child.cpu_times()[:4])
+            return total
+        except psutil.Error:
+            return 0.0
+
+    def read(self) -> dict[str, float]:
+        return {name: self._tree(pid) for name, pid in self.roots.items()}
+
+    @staticmethod
+    def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+        return {name: after[name] - before.get(name, 0.0) for name in after}
+
+
+def postmaster_pid(url: str) -> int | None:
+    """The pid of the PostgreSQL server of ``url`` (pgserver: the socket folder is its data folder)."""
+    found = re.search(r"host=([^&]+)", url)
+    if not found:
+        return None
+    pid_file = Path(found.group(1).replace("%2F", "/")) / "postmaster.pid"
+    try:
+        return int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def populate(db: Database, rows: int, patients: int) -> str:
     """Care plans and exactly ``rows`` pending FLP_AIM rows; returns which population was used."""
     try:
@@ -139,6 +193,7 @@ def consume_child(db: Database, mongo_url: str, queue_url: str | None, concurren
     # The consumer's own code path (what `flp aim consume --once` runs), without the CLI's
     # schema-revision check: this run migrated the database itself.
     command = [sys.executable, "-c", CONSUME_CHILD, str(concurrency)]
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     # Files, not pipes: a child that logs a lot never blocks on a full pipe.
     out_file = tempfile.TemporaryFile("w+")  # noqa: SIM115 - read after the child exits
@@ -151,16 +206,20 @@ def consume_child(db: Database, mongo_url: str, queue_url: str | None, concurren
         peak_kb = max(peak_kb, _vm_hwm_kb(child.pid))
         time.sleep(0.2)
     seconds = time.perf_counter() - started
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    child_cpu = (children_after.ru_utime - children_before.ru_utime) + (
+        children_after.ru_stime - children_before.ru_stime
+    )
     out_file.seek(0)
     err_file.seek(0)
     out, err = out_file.read(), err_file.read()
     if child.returncode != 0:
         raise RuntimeError(f"consumer exited {child.returncode}: {err[-2000:]}")
     stats = dict(re.findall(r"(\w+)=([\d.]+)", out))
-    return {"seconds": seconds, "peak_mb": peak_kb / 1024, "stats": stats}
+    return {"seconds": seconds, "peak_mb": peak_kb / 1024, "stats": stats, "child_cpu_s": child_cpu}
 
 
-def run_queue(kind, db, settings, mongo_url, rabbit_url, collection, concurrency) -> dict:
+def run_queue(kind, db, settings, mongo_url, rabbit_url, collection, concurrency, meter) -> dict:
     execute(
         db,
         "UPDATE Ops.Setting SET Value = ? WHERE JobName = 'aim_consume' AND Name = 'MongoCollection'",
@@ -175,7 +234,10 @@ def run_queue(kind, db, settings, mongo_url, rabbit_url, collection, concurrency
     import_seconds = time.perf_counter() - started
     queue.close()
     assert result.result == "succeeded", result.error
+    load_before = load_average()
+    cpu_before = meter.read()
     consumed = consume_child(db, mongo_url, rabbit_url if kind == "rabbitmq" else None, concurrency)
+    cpu = CpuMeter.spent(cpu_before, meter.read())
     delivered = scalar(db, "SELECT count(*) FROM PLSP.FLP_AIM WHERE Status = 2 AND ClaimJobRunId IS NOT NULL")
     return {
         "kind": kind,
@@ -185,11 +247,15 @@ def run_queue(kind, db, settings, mongo_url, rabbit_url, collection, concurrency
         "claim_s": db.seconds["Job.aim_import_claim"],
         "publish_s": queue.publish_seconds,
         "mark_queued_s": db.seconds["Job.aim_import_mark_queued"],
+        "cpu": cpu,
+        "load": f"{load_before} / {load_average()}",
         **consumed,
     }
 
 
-def floor(mongo_url: str, source: str, target: str, batch: int, indexed: bool = False) -> tuple[float, int]:
+def floor(
+    mongo_url: str, source: str, target: str, batch: int, meter: CpuMeter, indexed: bool = False
+) -> tuple[float, int, float]:
     """Seconds to insert_many the documents of ``source`` (read beforehand, untimed) into ``target``.
 
     The documents are plain dicts, as a writer holding them would pass them: pymongo
@@ -201,15 +267,20 @@ def floor(mongo_url: str, source: str, target: str, batch: int, indexed: bool = 
     if indexed:  # the consumer's collection has these; the plain floor has none
         for keys, name in INDEXES:
             target_collection.create_index(keys, name=name)
+    cpu_before = meter.read()
     started = time.perf_counter()
     for i in range(0, len(documents), batch):
         target_collection.insert_many(documents[i : i + batch], ordered=False)
     seconds = time.perf_counter() - started
+    server_cpu = CpuMeter.spent(cpu_before, meter.read()).get("SecantusDB", 0.0)
     client.close()
-    return seconds, len(documents)
+    return seconds, len(documents), server_cpu
 
 
-def print_report(r: dict, floor_seconds: float, indexed_seconds: float, concurrency: int) -> None:
+def print_report(
+    r: dict, floor_seconds: float, indexed_seconds: float, floor_server_cpu: float, concurrency: int
+) -> None:
+    floor_cpu = f"{floor_server_cpu:.1f} s"
     total = r["import_s"] + r["seconds"]
     s = r["stats"]
     rows = [
@@ -245,6 +316,17 @@ def print_report(r: dict, floor_seconds: float, indexed_seconds: float, concurre
         ),
         ("  consume: ack, summed", f"{float(s.get('ack_s', 0)):.2f} s", "", ""),
         ("  consumer peak memory (VmHWM)", f"{r['peak_mb']:.0f} MB", "", ""),
+        ("  CPU during consume: consumer process", f"{r['child_cpu_s']:.1f} s", "", ""),
+        *[
+            (
+                f"  CPU during consume: {name}",
+                f"{seconds:.1f} s",
+                floor_cpu if name == "SecantusDB" else "",
+                "",
+            )
+            for name, seconds in r["cpu"].items()
+        ],
+        ("  load average (1, 5, 15 min) before / after consume", r["load"], "", ""),
         (
             "  rows delivered / documents written",
             f"{r['delivered']:,} / {int(s.get('documents', 0)):,}",
@@ -262,7 +344,9 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=150_000)
     parser.add_argument("--patients", type=int, default=10_000)
     parser.add_argument("--queues", default="rabbitmq,database")
-    parser.add_argument("--concurrency", type=int, default=2)
+    # One worker: SecantusDB is one Python process (about one core); a second worker only
+    # adds contention (docs/benchmarks.md). The worker's pipeline keeps it busy.
+    parser.add_argument("--concurrency", type=int, default=1)
     args = parser.parse_args()
     kinds = [k for k in args.queues.split(",") if k]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # servers are stopped in the finally blocks
@@ -278,6 +362,14 @@ def main() -> int:
             took = time.perf_counter() - started
             print(f"population: {source}; {args.rows:,} pending FLP_AIM rows ({took:.1f} s)")
             settings = aim_settings.load(db)
+            meter = CpuMeter(
+                {
+                    "PostgreSQL": postmaster_pid(db.url),
+                    "SecantusDB": mongo_server.process.pid if mongo_server.process else None,
+                    "RabbitMQ": rabbit.process.pid if rabbit and rabbit.process else None,
+                }
+            )
+            print(f"load average at start: {load_average()}")
             for n, kind in enumerate(kinds):
                 if n:
                     reset(db)
@@ -291,16 +383,28 @@ def main() -> int:
                         rabbit.url if rabbit else None,
                         collection,
                         args.concurrency,
+                        meter,
                     )
                 )
                 if not floors:  # the same documents for every queue: the floors once
-                    plain_seconds, count = floor(mongo_server.url, collection, "floor", settings.message_size)
-                    indexed_seconds, _ = floor(
-                        mongo_server.url, collection, "floor_indexed", settings.message_size, indexed=True
+                    load_before = load_average()
+                    plain_seconds, count, plain_cpu = floor(
+                        mongo_server.url, collection, "floor", settings.message_size, meter
                     )
-                    floors.append((plain_seconds, indexed_seconds))
+                    indexed_seconds, _, indexed_cpu = floor(
+                        mongo_server.url,
+                        collection,
+                        "floor_indexed",
+                        settings.message_size,
+                        meter,
+                        indexed=True,
+                    )
+                    floors.append((plain_seconds, indexed_seconds, plain_cpu))
                     print(
-                        f"floor: {count:,} documents, {plain_seconds:.1f} s; indexed {indexed_seconds:.1f} s"
+                        f"floor: {count:,} documents, {plain_seconds:.1f} s "
+                        f"(SecantusDB CPU {plain_cpu:.1f} s); "
+                        f"indexed {indexed_seconds:.1f} s (SecantusDB CPU {indexed_cpu:.1f} s); "
+                        f"load average {load_before} / {load_average()}"
                     )
                 r = results[-1]
                 print(f"{kind}: {r['rows']:,} import {r['import_s']:.1f} s, consume {r['seconds']:.1f} s")
