@@ -1,0 +1,167 @@
+-- Upload.upload_enqueue, version 1.
+-- Accepts a bulk upload (issue 11, docs/http.md: over the service's size
+-- threshold, or marked by the LPS as a full resync) as a job: one PLSP.Upload
+-- row with Status 'queued' and every patient document of @Document (the
+-- shape Upload.upload_data reads) staged as one row of Upload.StagedDocument,
+-- in one short transaction. Job.upload_drain applies them later in batches.
+-- A document whose patient (CPR number) is in an earlier document of the same
+-- upload is rejected here with duplicate_patient, as Upload.upload_data does,
+-- and not staged (the drain's batches could not see the earlier document);
+-- its other errors are not listed. The upload counts as one upload of the day
+-- in Ops.UploadStatistic now; its documents and rows are counted as applied.
+-- @UploadId is the job's id (its status: Upload.upload_job_status);
+-- @Documents and @Rows what it holds. Nothing here is ever a CPR number.
+-- One transaction; ownership chaining reaches the tables for flp_lps.
+--
+-- Differences from the PostgreSQL twin: OPENJSON reads the document (the
+-- twin: jsonb functions); a staged document is its text as sent (the twin:
+-- its jsonb text), the same text Upload.upload_data hashes on each engine;
+-- UPDATE WITH (UPDLOCK, HOLDLOCK) then INSERT WHERE NOT EXISTS for the
+-- statistics (the twin: ON CONFLICT).
+CREATE OR ALTER PROCEDURE Upload.upload_enqueue
+    @SorCode varchar(20),
+    @Ydernummer varchar(10),
+    @Document nvarchar(MAX),
+    @FullResync char(1) = 'N',
+    @NowUtc datetime2(3) = NULL,
+    @UploadId bigint = NULL OUTPUT,
+    @Documents int = NULL OUTPUT,
+    @Rows int = NULL OUTPUT
+AS
+BEGIN
+    SET NOCOUNT, XACT_ABORT ON;
+    SET IMPLICIT_TRANSACTIONS OFF;
+    IF @@LOCK_TIMEOUT < 0
+        SET LOCK_TIMEOUT 5000;  -- a statistics row held long is waited for a bounded time; reverts on return
+
+    DECLARE @ParameterErrors nvarchar(2048) = N'';
+    DECLARE @Now datetime2(3) = COALESCE(@NowUtc, SYSUTCDATETIME());
+    DECLARE @Today date = CAST(COALESCE(@NowUtc, SYSUTCDATETIME()) AS date);
+    DECLARE @Duplicates int;
+    DECLARE @DuplicateRows int;
+    DECLARE @DuplicateErrors nvarchar(MAX);
+
+    ----------------------------------------------------------------------------
+    -- Check parameters
+    ----------------------------------------------------------------------------
+    IF @SorCode IS NULL OR @SorCode = '' OR @SorCode LIKE '%[^0-9]%'
+        SET @ParameterErrors += N'The value for the parameter @SorCode is not supported: give the clinic''s SOR code (digits). ';
+    IF @Ydernummer IS NULL OR @Ydernummer = '' OR @Ydernummer LIKE '%[^0-9]%'
+        SET @ParameterErrors += N'The value for the parameter @Ydernummer is not supported: give the clinic''s ydernummer (digits). ';
+    IF @Document IS NULL
+        SET @ParameterErrors += N'The value for the parameter @Document is not supported: give the upload as JSON. ';
+    ELSE IF ISJSON(@Document) <> 1 OR LEFT(LTRIM(@Document), 1) <> N'{'
+        OR JSON_QUERY(@Document, '$.patients') IS NULL OR LEFT(JSON_QUERY(@Document, '$.patients'), 1) <> N'['
+        OR (SELECT COUNT(*) FROM OPENJSON(@Document, '$.patients')) NOT BETWEEN 1 AND 10000
+        SET @ParameterErrors += N'The value for the parameter @Document is not supported: give a JSON object with "patients", 1 to 10000 documents. ';
+    IF @FullResync IS NULL OR @FullResync NOT IN ('Y', 'N')
+        SET @ParameterErrors += N'The value for the parameter @FullResync is not supported: use Y (the LPS marked it a full resync) or N. ';
+    IF @NowUtc IS NOT NULL AND (@NowUtc < '2000-01-01' OR @NowUtc > '9000-01-01')
+        SET @ParameterErrors += N'The value for the parameter @NowUtc is not supported: give a UTC time after 2000, or NULL for now. ';
+
+    ----------------------------------------------------------------------------
+    -- Raise collected errors
+    ----------------------------------------------------------------------------
+    IF @ParameterErrors <> N''
+        THROW 50001, @ParameterErrors, 1;
+
+    ----------------------------------------------------------------------------
+    -- Read the document: one row per patient document, its rows counted
+    ----------------------------------------------------------------------------
+    CREATE TABLE #EnqueueDoc (
+        DocNo int NOT NULL PRIMARY KEY,
+        Document nvarchar(MAX) NOT NULL,
+        Cpr nvarchar(4000) NULL,
+        DocRows int NOT NULL,
+        Duplicate bit NOT NULL DEFAULT (0)
+    );
+    INSERT INTO #EnqueueDoc (DocNo, Document, Cpr, DocRows)
+    SELECT CAST(p.[key] AS int), p.value, j.Cpr,
+        (SELECT COUNT(*) FROM OPENJSON(CASE WHEN LEFT(j.ValuesJson, 1) = N'[' THEN j.ValuesJson ELSE N'[]' END))
+        + (SELECT COUNT(*) FROM OPENJSON(CASE WHEN LEFT(j.DiagnosesJson, 1) = N'[' THEN j.DiagnosesJson ELSE N'[]' END))
+        + (SELECT COUNT(*) FROM OPENJSON(CASE WHEN LEFT(j.MedicationJson, 1) = N'[' THEN j.MedicationJson ELSE N'[]' END))
+        + (SELECT COUNT(*) FROM OPENJSON(CASE WHEN LEFT(j.ServicesJson, 1) = N'[' THEN j.ServicesJson ELSE N'[]' END))
+        + (SELECT COUNT(*) FROM OPENJSON(CASE WHEN LEFT(j.PropertiesJson, 1) = N'[' THEN j.PropertiesJson ELSE N'[]' END))
+    FROM OPENJSON(@Document, '$.patients') AS p
+    OUTER APPLY OPENJSON(CASE WHEN p.type = 5 THEN p.value END) WITH (
+        Cpr nvarchar(4000) '$.cpr',
+        ValuesJson nvarchar(MAX) '$.values' AS JSON,
+        DiagnosesJson nvarchar(MAX) '$.diagnoses' AS JSON,
+        MedicationJson nvarchar(MAX) '$.medication' AS JSON,
+        ServicesJson nvarchar(MAX) '$.services' AS JSON,
+        PropertiesJson nvarchar(MAX) '$.properties' AS JSON
+    ) AS j;
+
+    WITH numbered AS (
+        SELECT d.Duplicate, ROW_NUMBER() OVER (PARTITION BY d.Cpr ORDER BY d.DocNo) AS Seen
+        FROM #EnqueueDoc AS d
+        WHERE d.Cpr IS NOT NULL
+    )
+
+    UPDATE numbered SET Duplicate = 1
+    WHERE Seen > 1;
+
+    SELECT @Documents = COUNT(*), @Rows = COALESCE(SUM(d.DocRows), 0) FROM #EnqueueDoc AS d;
+    SELECT @Duplicates = COUNT(*), @DuplicateRows = COALESCE(SUM(d.DocRows), 0)
+    FROM #EnqueueDoc AS d
+    WHERE d.Duplicate = 1;
+    SET @DuplicateErrors = COALESCE((
+        SELECT d.DocNo AS [document], 'cpr' AS [field], CAST(NULL AS int) AS [row], 'duplicate_patient' AS [reason],
+            N'the same patient is in an earlier document of this upload' AS [message]
+        FROM #EnqueueDoc AS d
+        WHERE d.Duplicate = 1
+        ORDER BY d.DocNo
+        FOR JSON PATH, INCLUDE_NULL_VALUES
+    ), N'[]');
+
+    ----------------------------------------------------------------------------
+    -- Do the work: the job's row, its staged documents, the day's statistics
+    ----------------------------------------------------------------------------
+    BEGIN TRY
+        BEGIN TRANSACTION;
+
+        INSERT INTO PLSP.Upload (SorCode, Ydernummer, ReceivedUtc, Status, Documents, RejectedDocuments, RowsRejected,
+            Errors, DocumentsTotal, RowsTotal, FullResync)
+        VALUES (@SorCode, @Ydernummer, @Now, 'queued', @Duplicates, @Duplicates, @DuplicateRows,
+            @DuplicateErrors, @Documents, @Rows, CASE WHEN @FullResync = 'Y' THEN 1 ELSE 0 END);
+        SET @UploadId = CAST(SCOPE_IDENTITY() AS bigint);
+
+        -- A document's weight in the drain's batches is its rows, at least 1.
+        INSERT INTO Upload.StagedDocument (UploadId, DocNo, DocRows, Document)
+        SELECT @UploadId, d.DocNo, CASE WHEN d.DocRows < 1 THEN 1 ELSE d.DocRows END, d.Document
+        FROM #EnqueueDoc AS d
+        WHERE d.Duplicate = 0;
+
+        UPDATE s WITH (UPDLOCK, HOLDLOCK)
+        SET Uploads = s.Uploads + 1, Documents = s.Documents + @Duplicates,
+            RejectedDocuments = s.RejectedDocuments + @Duplicates, RowsRejected = s.RowsRejected + @DuplicateRows
+        FROM Ops.UploadStatistic AS s
+        WHERE s.SorCode = @SorCode AND s.DayUtc = @Today;
+        INSERT INTO Ops.UploadStatistic (SorCode, DayUtc, Uploads, Documents, RejectedDocuments, RowsRejected)
+        SELECT @SorCode, @Today, 1, @Duplicates, @Duplicates, @DuplicateRows
+        WHERE NOT EXISTS (
+            SELECT 1 FROM Ops.UploadStatistic AS s WITH (UPDLOCK, HOLDLOCK) WHERE s.SorCode = @SorCode AND s.DayUtc = @Today
+        );
+
+        IF @Duplicates > 0
+        BEGIN
+            UPDATE s WITH (UPDLOCK, HOLDLOCK)
+            SET RowsRejected = s.RowsRejected + @Duplicates
+            FROM Ops.UploadRejection AS s
+            WHERE s.SorCode = @SorCode AND s.DayUtc = @Today AND s.Reason = 'duplicate_patient';
+            INSERT INTO Ops.UploadRejection (SorCode, DayUtc, Reason, RowsRejected)
+            SELECT @SorCode, @Today, 'duplicate_patient', @Duplicates
+            WHERE NOT EXISTS (
+                SELECT 1 FROM Ops.UploadRejection AS s WITH (UPDLOCK, HOLDLOCK)
+                WHERE s.SorCode = @SorCode AND s.DayUtc = @Today AND s.Reason = 'duplicate_patient'
+            );
+        END;
+
+        COMMIT TRANSACTION;
+    END TRY
+    BEGIN CATCH
+        IF @@TRANCOUNT > 0
+            ROLLBACK TRANSACTION;
+        THROW;
+    END CATCH;
+END;

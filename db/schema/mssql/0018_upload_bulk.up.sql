@@ -1,0 +1,32 @@
+-- Migration 0018 on SQL Server: asynchronous bulk uploads (issue 11,
+-- docs/http.md). A bulk upload is one PLSP.Upload row with Status 'queued'
+-- and its patient documents staged one row each in Upload.StagedDocument by
+-- Upload.upload_enqueue (one insert); Job.upload_drain applies them in
+-- batches on Job.run_batched and deletes each staged row in the same
+-- transaction that applies it, so a crash loses nothing and applies nothing
+-- twice (and the content hashes make a repeat a no-op anyway).
+ALTER TABLE PLSP.Upload ADD
+    DocumentsTotal int NULL,             -- queued uploads: documents received
+    RowsTotal int NULL,                  -- queued uploads: rows received
+    FullResync bit NOT NULL CONSTRAINT DF_Upload_FullResync DEFAULT (0),
+    StartedUtc datetime2(3) NULL;        -- queued uploads: the drain's first batch
+GO
+
+-- Staged documents of queued uploads, until Job.upload_drain applies them.
+CREATE TABLE Upload.StagedDocument (
+    UploadId bigint NOT NULL,
+    DocNo int NOT NULL,                  -- 0-based index in the upload, as errors name it
+    DocRows int NOT NULL,                -- rows in the document (the drain's batch budget)
+    Document nvarchar(MAX) NOT NULL,     -- one patient document (JSON); personal data
+    CONSTRAINT PK_StagedDocument PRIMARY KEY CLUSTERED (UploadId, DocNo),
+    CONSTRAINT FK_StagedDocument_Upload FOREIGN KEY (UploadId) REFERENCES PLSP.Upload (UploadId)
+);
+GO
+
+-- Settings of the drain (the batch settings are the '*' rows).
+INSERT INTO Ops.Setting (JobName, Name, Value, Description) VALUES
+    ('upload_drain', 'OffHoursRows', '200000',
+        'a queued upload with more rows than this waits for the off-hours window (Job.off_hours_check); 0: never waits'),
+    ('upload_drain', 'SleepFactor', '1.0',
+        'sleep this many times each batch''s duration: a drain leaves the database half idle for interactive uploads');
+GO

@@ -1,0 +1,97 @@
+"""Bulk upload jobs in the database: enqueue, drain on Job.run_batched, status, throttle counts (issue 11)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from orchestrator.http import store
+from orchestrator.jobs import JOBS
+from orchestrator.runner import run_job
+from tests.support.engine import set_setting
+from tests.support.sql import scalar
+from tests.support.uploads import load_relevant
+
+SOR, YDER, OTHER = "123456", "654321", "777777"
+CPRS = [f"{61 + n % 28:02d}0170{1000 + n:04d}" for n in range(40)]  # replacement numbers: never a real person
+
+
+def document(n: int, value: str = "53", extra_values: int = 2) -> dict:
+    return {
+        "cpr": CPRS[n],
+        "values": [
+            {"code": "NPU27300", "value": value, "unit": "mmol/mol", "time": f"2024-01-{1 + i:02d}"}
+            for i in range(extra_values)
+        ],
+        "diagnoses": [{"codeSystem": "ICPC2", "code": "T90", "diagnosedDate": "2020-01-01"}],
+    }
+
+
+def bad_document(n: int) -> dict:
+    return {
+        "cpr": CPRS[n],
+        "values": [{"code": "NPU99999", "value": "1", "time": "2024-01-02"}],
+        "services": [{"serviceCode": "0120", "serviceDate": "2999-01-01"}],
+    }
+
+
+def enqueue(db, docs: list[dict], sor: str = SOR, full: bool = False) -> int:
+    return store.enqueue(db, sor, YDER, json.dumps({"patients": docs}), full_resync=full)["uploadId"]
+
+
+def drain(db) -> str:
+    return run_job(db, JOBS["upload_drain"], triggered_by="test").result
+
+
+def table_counts(db) -> tuple[int, int, int]:
+    return (
+        scalar(db, "SELECT count(*) FROM PLSP.Patientvaerdier WHERE UploadKey IS NOT NULL"),
+        scalar(db, "SELECT count(*) FROM PLSP.Diagnose WHERE UploadKey IS NOT NULL"),
+        scalar(db, "SELECT count(*) FROM Upload.StagedDocument"),
+    )
+
+
+@pytest.fixture
+def small_batches(db):
+    """Batches of a few documents, no sleep: a drain of a few documents takes several batches."""
+    load_relevant(db)
+    for name in ("BatchSizeStart", "BatchSizeMin", "BatchSizeMax"):
+        set_setting(db, "upload_drain", name, "7")
+    set_setting(db, "upload_drain", "SleepFactor", "0")
+    return db
+
+
+def test_a_queued_upload_is_drained_in_batches_to_the_result_of_a_synchronous_upload(small_batches):
+    db = small_batches
+    docs = [document(n) for n in range(6)] + [bad_document(6), document(2, value="54")]
+    upload_id = enqueue(db, docs)
+    status = store.job_status(db, SOR, upload_id)
+    assert status["state"] == "queued" and status["documentsTotal"] == 8
+    assert table_counts(db)[2] == 7  # the repeated patient (document 7) is not staged
+
+    assert drain(db) == "succeeded"
+    status = store.job_status(db, SOR, upload_id)
+    assert status["state"] == "done"
+    assert (status["documents"], status["rejectedDocuments"]) == (8, 2)
+    assert (status["inserted"], status["updated"], status["unchanged"]) == (18, 0, 0)
+    assert {(e["document"], e["field"], e["reason"]) for e in status["errors"]} == {
+        (6, "values.code", "unknown_code"),
+        (6, "services.serviceDate", "future_date"),
+        (7, "cpr", "duplicate_patient"),
+    }
+    assert table_counts(db) == (12, 6, 0)
+    batches = scalar(db, "SELECT count(*) FROM Ops.JobRunBatch")
+    assert batches >= 3  # 7 rows a batch: one or two documents each
+
+    # The same upload, synchronously, in a fresh database: the same outcome.
+    sync = store.upload(db, SOR, YDER, {"patients": docs})
+    assert (sync["inserted"], sync["updated"], sync["unchanged"]) == (0, 0, 18)
+    assert {(e["document"], e["field"], e["reason"]) for e in sync["errors"]} == {
+        (e["document"], e["field"], e["reason"]) for e in status["errors"]
+    }
+    assert (sync["documents"], sync["rejectedDocuments"], sync["rejected"]) == (
+        status["documents"],
+        status["rejectedDocuments"],
+        status["rejected"],
+    )
