@@ -62,6 +62,40 @@ def test_seed_then_a_second_seed_is_refused(flp_env, capsys):
     assert scalar(flp_env, "SELECT count(*) FROM PLSP.Patient") == 50
 
 
+def test_jobs_shows_the_effective_timetable_and_marks_overrides(flp_env, capsys):
+    from tests.support.sql import execute
+
+    insert = "INSERT INTO Ops.Setting (JobName, Name, Value, Description) VALUES (?, ?, ?, 'test')"
+    execute(flp_env, insert, ("archive_aim", "DailyAt", "04:30"))
+    execute(flp_env, insert, ("log_cleanup", "Enabled", "N"))
+    execute(flp_env, insert, ("session_purge", "EveryMinutes", "7"))
+    assert cli.main(["jobs"]) == 0
+    captured = capsys.readouterr()
+    lines = {
+        line.split()[1] if line[:1] in "*!" else line.split()[0]: line for line in captured.out.splitlines()
+    }
+    assert (
+        lines["archive_aim"].startswith("*")
+        and "daily at 04:30 Europe/Copenhagen (overridden: DailyAt; " in (lines["archive_aim"])
+    )
+    assert lines["log_cleanup"].startswith("*") and "disabled" in lines["log_cleanup"]
+    assert "next" not in lines["log_cleanup"]
+    assert lines["session_purge"].startswith("!") and "every 10 minutes; next" in lines["session_purge"]
+    assert lines["ops_retention"].split()[0] == "ops_retention"  # no mark
+    assert "* overridden by Ops.Setting" in captured.out
+    assert (
+        "flp jobs: ! job session_purge: setting EveryMinutes = '7' in Ops.Setting is ignored" in captured.err
+    )
+
+
+def test_jobs_without_a_database_shows_the_registry_and_says_why(monkeypatch, capsys):
+    monkeypatch.setenv("FLP_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/x")
+    assert cli.main(["jobs"]) == 0
+    captured = capsys.readouterr()
+    assert "archive_aim" in captured.out and "daily at 00:00" in captured.out
+    assert captured.err.startswith("flp jobs: the registry's timetables; overrides not read: cannot reach")
+
+
 def test_bad_setting_stops_flp_at_start_naming_it(monkeypatch, capsys):
     monkeypatch.setenv("FLP_LOG_LEVEL", "LOUD")
     assert cli.main(["jobs"]) == 2

@@ -175,3 +175,49 @@ def test_sigterm_during_an_archive_stops_it_at_its_next_batch_and_loses_nothing(
     assert "asked a running job to stop" in err and "result=requested" in err
     assert "waited for a running job" in err and "job=archive_aim finished=True" in err
     assert "Traceback" not in err
+
+
+def test_a_timetable_override_takes_effect_without_a_restart_and_a_malformed_one_is_named_once(db, caplog):
+    """Ops.Setting Enabled / DailyAt rows, re-read every half second here (REFRESH_SECONDS in service)."""
+    caplog.set_level("INFO", logger="orchestrator")
+    insert = "INSERT INTO Ops.Setting (JobName, Name, Value, Description) VALUES (?, ?, ?, 'test')"
+    jobs = {"session_purge": Job("session_purge", "Job.session_purge", "x", Timetable(every_seconds=2))}
+    service = Orchestrator(db, component="o-override", host="h1", jobs=jobs, refresh_seconds=0.5)
+    thread = threading.Thread(target=service.run_forever, daemon=True)
+    thread.start()
+
+    def records(message):
+        return [r for r in caplog.records if r.getMessage() == message]
+
+    def started_since(moment):
+        sql = "SELECT count(*) FROM Ops.JobRun WHERE JobName = 'session_purge' AND StartedUtc > ?"
+        return scalar(db, sql, (moment,))
+
+    try:
+        wait_for(lambda: started_since(datetime(2000, 1, 1)) >= 1, "a first run")
+        execute(db, insert, ("session_purge", "Enabled", "N"))
+        wait_for(lambda: records("timetable changed"), "the change logged")
+        (change,) = records("timetable changed")
+        assert (change.job, change.timetable, change.was) == (
+            "session_purge",
+            "disabled (overridden: Enabled; default every 2 seconds)",
+            "every 2 seconds",
+        )
+        assert service.jobs == {}
+        time.sleep(1)  # a run the last slot before the change started may still be on its way in
+        off = scalar(db, "SELECT clock_timestamp() AT TIME ZONE 'UTC'")
+        execute(db, insert, ("session_purge", "DailyAt", "25:00"))
+        wait_for(lambda: records("timetable override ignored"), "the malformed override logged")
+        time.sleep(3)  # six reads, and more than one slot of the job
+        assert started_since(off) == 0
+        (ignored,) = records("timetable override ignored")  # once, not once per read
+        assert "job session_purge: setting DailyAt = '25:00'" in ignored.problem
+        assert "keeps its default (every 2 seconds)" in ignored.problem
+        assert len(records("timetable changed")) == 1
+        execute(db, "UPDATE Ops.Setting SET Value = 'Y' WHERE JobName = 'session_purge' AND Name = 'Enabled'")
+        on = scalar(db, "SELECT clock_timestamp() AT TIME ZONE 'UTC'")
+        wait_for(lambda: started_since(on) >= 1, "runs again")
+        assert thread.is_alive()  # a malformed override never stops the loop
+    finally:
+        service.stop()
+        thread.join(WAIT)

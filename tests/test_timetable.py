@@ -117,3 +117,69 @@ def test_every_registry_job_has_a_timetable_slots_and_a_grace():
 def test_a_timetable_that_cannot_be_slotted_is_refused(kwargs):
     with pytest.raises(ValueError):
         Timetable(**kwargs)
+
+
+# ---------------------------------------------------------------------------
+# Timetable overrides (Ops.Setting EveryMinutes / DailyAt / Enabled), as the service applies them
+# ---------------------------------------------------------------------------
+
+
+def test_an_override_moves_a_job_and_its_next_runs_stay_right_across_both_dst_changes():
+    from orchestrator.scheduler import overrides
+
+    rows = [
+        ("archive_aim", "DailyAt", "02:30"),  # in the gap in spring, twice in autumn
+        ("ops_retention", "EveryMinutes", "15"),  # a daily job becomes an interval job
+        ("session_purge", "EveryMinutes", "120"),  # whole hours dividing a day
+        ("log_cleanup", "Enabled", "N"),
+    ]
+    effective = overrides.apply(rows)
+    assert effective.problems == []
+    assert "log_cleanup" not in effective.enabled_jobs
+    assert effective.jobs["archive_aim"].overridden == ("DailyAt",)
+    assert effective.jobs["convert_values"].job == JOBS["convert_values"]  # not overridden: the registry's
+    jobs = effective.enabled_jobs
+    for first_day in (date(2027, 3, 27), date(2027, 10, 30)):
+        start = datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC)
+        clock, planner, started = start, Planner(jobs.values(), start), []
+        while clock < start + timedelta(days=3):
+            clock += STEP
+            started += [(job.name, slot) for job, slot in planner.due(clock)]
+        archive = [local(slot) for name, slot in started if name == "archive_aim"]
+        assert len({wall.date() for wall in archive}) == len(archive) == 3  # once per local day
+        walls = [f"{wall:%H:%M %Z}" for wall in archive]
+        if first_day.month == 3:  # 28 March: 02:30 does not exist; the instant the clock jumps over
+            assert walls == ["02:30 CET", "03:30 CEST", "02:30 CEST"]
+        else:  # 31 October: 02:30 happens twice; the first
+            assert walls == ["02:30 CEST", "02:30 CEST", "02:30 CET"]
+        for name, minutes in (("ops_retention", 15), ("session_purge", 120)):
+            slots = [slot for job, slot in started if job == name]
+            assert {b - a for a, b in itertools.pairwise(slots)} == {timedelta(minutes=minutes)}, name
+
+
+@pytest.mark.parametrize(
+    "rows, job, setting",
+    [
+        ([("archive_aim", "DailyAt", "4:30")], "archive_aim", "DailyAt"),
+        ([("archive_aim", "DailyAt", "24:00")], "archive_aim", "DailyAt"),
+        ([("session_purge", "EveryMinutes", "7")], "session_purge", "EveryMinutes"),
+        ([("session_purge", "EveryMinutes", "ten")], "session_purge", "EveryMinutes"),
+        ([("session_purge", "EveryMinutes", "0")], "session_purge", "EveryMinutes"),
+        ([("session_purge", "Enabled", "no")], "session_purge", "Enabled"),
+        ([("session_purge", "Enabled", " N")], "session_purge", "Enabled"),
+        (
+            [("session_purge", "EveryMinutes", "5"), ("session_purge", "DailyAt", "01:00")],
+            "session_purge",
+            "DailyAt",
+        ),
+        ([("sesion_purge", "Enabled", "N")], "sesion_purge", "Enabled"),
+    ],
+)
+def test_a_malformed_override_is_named_and_the_job_keeps_its_default(rows, job, setting):
+    from orchestrator.scheduler import overrides
+
+    effective = overrides.apply(rows)
+    assert effective.problems, rows
+    assert any(f"job {job}: setting {setting} = " in problem for problem in effective.problems)
+    for name, state in effective.jobs.items():
+        assert state.job == JOBS[name] and state.enabled and not state.overridden
