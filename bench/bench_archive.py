@@ -30,6 +30,7 @@ from bench.common import (
     clone,
     fresh_database,
     libpq_url,
+    load_average,
     median,
     percentile,
     pg_server,
@@ -64,9 +65,12 @@ JOB_SETTINGS = {
     "BatchTargetMs": "5",
     "BatchSizeStart": "1000",
     "BatchSizeMin": "200",
-    "BatchSizeMax": "4000",
+    "BatchSizeMax": "2000",
     "SleepFactor": "0",
+    "BatchMaxMs": "50",
 }
+# Engine settings a run may vary with --set (written as archive_aim rows only when given).
+ENGINE_SETTINGS = ("TimeEfficiencyMin", "LockTimeoutMs")
 
 IDLE_PROBE_SECONDS = 5.0
 PROBE_INTERVAL_SECONDS = 0.005  # pause between probe iterations
@@ -195,17 +199,26 @@ def run_ours(db: Database, max_id: int, settings: dict[str, str]) -> dict:
     if result.result != "succeeded":
         raise SystemExit(f"archive_aim did not succeed: {result}")
     with psycopg.connect(libpq_url(db.url), autocommit=True) as conn:
-        batches, longest_ms, median_ms = conn.execute(
-            "SELECT count(*), max(DurationMs), percentile_cont(0.5) WITHIN GROUP (ORDER BY DurationMs) "
+        batches, longest_ms, median_ms, median_size, largest_size = conn.execute(
+            "SELECT count(*), max(DurationMs), percentile_cont(0.5) WITHIN GROUP (ORDER BY DurationMs), "
+            "percentile_cont(0.5) WITHIN GROUP (ORDER BY BatchSize), max(BatchSize) "
             "FROM Ops.JobRunBatch WHERE JobRunId = %s",
             (result.job_run_id,),
         ).fetchone()
+        slowest = conn.execute(
+            "SELECT BatchNo, DurationMs, BatchSize FROM Ops.JobRunBatch WHERE JobRunId = %s "
+            "ORDER BY DurationMs DESC, BatchNo LIMIT 3",
+            (result.job_run_id,),
+        ).fetchall()
     return {
         "rows": result.rows,
         "seconds": result.seconds,
         "batches": batches,
         "longest_ms": longest_ms,
         "median_batch_ms": median_ms,
+        "median_size": median_size,
+        "largest_size": largest_size,
+        "slowest": slowest,
         "latencies": probe.latencies_ms,
     }
 
@@ -250,7 +263,11 @@ def one_round(server: str, template: Database, rows: int, settings: dict[str, st
     print(
         f"round {n}: ours {ours['rows']:,} rows in {ours['seconds']:.1f} s, {ours['batches']} batches "
         f"(median {ours['median_batch_ms']:.0f} ms, longest {ours['longest_ms']} ms); "
-        f"bulk {bulk['rows']:,} rows in {bulk['seconds']:.1f} s"
+        f"bulk {bulk['rows']:,} rows in {bulk['seconds']:.1f} s; {load_average()}"
+    )
+    print(
+        f"  batch rows: median {ours['median_size']:.0f}, largest {ours['largest_size']}; slowest batches "
+        + ", ".join(f"#{no} {ms} ms ({size} rows)" for no, ms, size in ours["slowest"])
     )
     for phase, values in (("idle", idle), ("ours", ours["latencies"]), ("bulk", bulk["latencies"])):
         print(f"  probe during {phase}: {spread(values)}")
@@ -276,8 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = dict(JOB_SETTINGS)
     for name, value in setting_overrides(parser, args.set).items():
-        if name not in settings:
-            parser.error(f"--set {name}: not one of {', '.join(settings)}")
+        if name not in settings and name not in ENGINE_SETTINGS:
+            parser.error(f"--set {name}: not one of {', '.join((*settings, *ENGINE_SETTINGS))}")
         settings[name] = value
 
     print(
@@ -336,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         ],
     )
     print()
+    print(f"at the end: {load_average()}")
     throughput_ok = throughput >= THROUGHPUT_TARGET
     longest_ok = longest <= LONGEST_TRANSACTION_TARGET_MS
     latency_ok = latency <= LATENCY_TARGET

@@ -252,3 +252,9 @@ def setting_overrides(parser: argparse.ArgumentParser, items: list[str]) -> dict
             parser.error(f"--set {item}: write NAME=VALUE")
         overrides[name] = value
     return overrides
+
+
+def load_average() -> str:
+    """The machine's load average (1, 5, 15 minutes), as uptime prints it: printed beside each figure."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f}"

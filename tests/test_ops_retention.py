@@ -1,8 +1,9 @@
-"""Ops retention: old job runs, their batch rows and quiet heartbeats go; nothing recent, nothing running.
+"""Ops retention: old job runs, their batch rows, quiet heartbeats, old dead letters, CDA access
+log rows and job slot claims go; nothing recent, nothing running.
 
 Ages are relative to the moment the test runs, each well clear of its setting
-(100 days against 90, 40 against 30, 8 against 7), so the tests hold on every
-day of the year.
+(100 days against 90, 40 against 30, 8 against 7, 401 against 400, 31 against
+30), so the tests hold on every day of the year.
 """
 
 from __future__ import annotations
@@ -55,6 +56,46 @@ def add_heartbeat(db, component: str, beat_days_ago: float) -> None:
         "VALUES (?, 'test-host', 1, ?, ?)",
         (component, beat, beat),
     )
+
+
+def add_dead_letter(db, reason: str, days_ago: float) -> None:
+    at = utc_ago(days_ago)
+    execute(
+        db,
+        "INSERT INTO Ops.QueueDeadLetter (QueueName, Body, EnqueuedUtc, DeliveryCount, Reason, "
+        "DeadLetteredUtc) VALUES ('flp.aim', '{}', ?, 5, ?, ?)",
+        (at, reason, at),
+    )
+
+
+def add_access(db, requester: str, days_ago: float, count: int = 1) -> None:
+    at = utc_ago(days_ago)
+    for _ in range(count):
+        execute(
+            db,
+            "INSERT INTO PLSP.CdaAccessLog (AccessedUtc, RequesterKind, Requester, Purpose, HttpStatus, "
+            "LatencyMs) VALUES (?, 'dds', ?, 'dds-retrieve', 200, 3)",
+            (at, requester),
+        )
+
+
+def add_slot(db, job: str, days_ago: float) -> None:
+    at = utc_ago(days_ago)
+    execute(
+        db,
+        "INSERT INTO Ops.JobSlot (JobName, SlotUtc, ClaimedBy, Host, ClaimedUtc) "
+        "VALUES (?, ?, 'orchestrator', 'test-host', ?)",
+        (job, at, at),
+    )
+
+
+def other_tables(db) -> dict:
+    """What the tables version 2 of the job keeps short hold."""
+    return {
+        "dead_letters": sorted(r[0] for r in fetch_all(db, "SELECT Reason FROM Ops.QueueDeadLetter")),
+        "accesses": sorted(r[0] for r in fetch_all(db, "SELECT Requester FROM PLSP.CdaAccessLog")),
+        "slots": sorted(r[0] for r in fetch_all(db, "SELECT JobName FROM Ops.JobSlot")),
+    }
 
 
 def history(db) -> dict:
@@ -163,7 +204,17 @@ def test_a_run_with_more_batch_rows_than_a_batch_goes_over_several_batches(contr
     assert batches >= 5  # 162 rows in batches of at most 40
 
 
-@pytest.mark.parametrize("name", ["JobRunDays", "JobRunBatchDays", "HeartbeatDays"])
+SETTINGS = (
+    "JobRunDays",
+    "JobRunBatchDays",
+    "HeartbeatDays",
+    "DeadLetterDays",
+    "CdaAccessLogDays",
+    "JobSlotDays",
+)
+
+
+@pytest.mark.parametrize("name", SETTINGS)
 @pytest.mark.parametrize("value", ["0", "ninety", "", "99999"])
 def test_a_malformed_setting_stops_the_job_naming_it(contract_db, name, value):
     db = contract_db
@@ -190,6 +241,89 @@ def test_a_malformed_setting_stops_the_job_naming_it(contract_db, name, value):
     assert run(db).result == "succeeded"  # the lock was freed
 
 
+def test_job_slots_are_kept_at_least_8_days(contract_db):
+    # Job.job_slot_claim reads the last 7 days of a job's claims (its 'first' rule).
+    db = contract_db
+    update = "UPDATE Ops.Setting SET Value = ? WHERE JobName = 'ops_retention' AND Name = 'JobSlotDays'"
+    execute(db, update, ("7",))
+    try:
+        result = run(db)
+        assert result.result == "failed"
+        assert "JobSlotDays" in result.error and "from 8 to 36500" in result.error
+    finally:
+        execute(db, update, ("30",))
+
+
+def test_old_dead_letters_access_log_rows_and_job_slots_go_and_recent_ones_stay(contract_db):
+    db = contract_db
+    add_dead_letter(db, "old", 91)
+    add_dead_letter(db, "recent", 89)
+    add_access(db, "old", 401)
+    add_access(db, "recent", 399)
+    add_slot(db, "t_old_slot", 31)
+    add_slot(db, "t_recent_slot", 29)
+    add_run(db, "t_recent", 1, "succeeded", 1)
+
+    dry = run(db, execute=False)
+    assert dry.result == "dry_run", dry.error
+    assert dry.rows == 3
+    assert other_tables(db)["accesses"] == ["old", "recent"]
+
+    result = run(db)
+
+    assert result.result == "succeeded", result.error
+    assert result.rows == 3
+    assert other_tables(db) == {
+        "dead_letters": ["recent"],
+        "accesses": ["recent"],
+        "slots": ["t_recent_slot"],
+    }
+    assert run(db).rows == 0
+
+
+def test_full_batches_walk_each_table_oldest_first_to_the_end(contract_db):
+    # Batches of 40: many rows share one millisecond (the keyset starts again at
+    # the last time removed, inclusive), and each table needs several batches.
+    db = contract_db
+    for name, value in (("BatchSizeStart", "40"), ("BatchSizeMin", "40"), ("BatchSizeMax", "40")):
+        execute(
+            db,
+            "INSERT INTO Ops.Setting (JobName, Name, Value, Description) "
+            "VALUES ('ops_retention', ?, ?, 'test')",
+            (name, value),
+        )
+    for days in (500, 450, 420):
+        add_access(db, f"old{days}", days, count=30)  # 90 old rows, 30 to a millisecond
+    add_access(db, "recent", 10, count=5)
+    for n in range(45):
+        add_dead_letter(db, f"old{n:02}", 100 + n)
+    add_dead_letter(db, "recent", 1)
+    for n in range(41):
+        add_slot(db, f"t_slot_{n:02}", 40 + n / 10)
+    add_slot(db, "t_recent_slot", 1)
+    for n in range(85):
+        add_heartbeat(db, f"orchestrator@gone:{n}", 9)
+
+    dry = run(db, execute=False)
+    result = run(db)
+
+    assert result.result == "succeeded", result.error
+    assert dry.rows == result.rows == 90 + 45 + 41 + 85
+    assert other_tables(db) == {
+        "dead_letters": ["recent"],
+        "accesses": ["recent"] * 5,
+        "slots": ["t_recent_slot"],
+    }
+    assert history(db)["heartbeats"] == set()
+    sizes = fetch_all(
+        db,
+        "SELECT RowsAffected FROM Ops.JobRunBatch WHERE JobRunId = ? ORDER BY BatchNo",
+        (result.job_run_id,),
+    )
+    assert max(r[0] for r in sizes) <= 40
+    assert len(sizes) >= 3 + 2 + 2 + 2
+
+
 @pytest.mark.parametrize(
     ("params", "named"),
     [
@@ -209,7 +343,14 @@ def test_the_documented_default_settings_are_there(contract_db):
     settings = dict(
         fetch_all(contract_db, "SELECT Name, Value FROM Ops.Setting WHERE JobName = 'ops_retention'")
     )
-    assert settings == {"JobRunDays": "90", "JobRunBatchDays": "30", "HeartbeatDays": "7"}
+    assert settings == {
+        "JobRunDays": "90",
+        "JobRunBatchDays": "30",
+        "HeartbeatDays": "7",
+        "DeadLetterDays": "90",
+        "CdaAccessLogDays": "400",
+        "JobSlotDays": "30",
+    }
 
 
 def test_the_documented_psql_calls_work(db):

@@ -1,0 +1,3 @@
+-- Migration 0014, undone.
+DROP INDEX IF EXISTS Ops.IX_JobSlot_Slot;
+DROP INDEX IF EXISTS Ops.IX_QueueDeadLetter_DeadLettered;
