@@ -288,11 +288,14 @@ def test_the_tsql_archive_pick_seeks_the_filtered_index():
     # filters on the literal Status = 2 its filter needs to match.
     schema = (SCHEMA_DIR / "mssql" / "0005_jobs_v2.up.sql").read_text(encoding="utf-8")
     assert re.search(
-        r"^CREATE NONCLUSTERED INDEX IX_FLP_AIM_Delivered ON PLSP\.FLP_AIM \(Id\) INCLUDE \(DeliveredUtc\) "
-        r"WHERE Status = 2;$",
+        r"^    N'CREATE NONCLUSTERED INDEX IX_FLP_AIM_Delivered ON PLSP\.FLP_AIM \(Id\) "
+        r"INCLUDE \(DeliveredUtc\) WHERE Status = 2',$",
         schema,
         re.MULTILINE,
     )
+    # Built ONLINE where the edition supports it (Enterprise/Developer, Azure SQL Database, Managed Instance).
+    assert "CAST(SERVERPROPERTY('EngineEdition') AS int) IN (3, 5, 8) THEN N' WITH (ONLINE = ON)'" in schema
+    assert "EXEC sys.sp_executesql @DeliveredIndexSql;" in schema
     tsql = mssql_file("archive_aim_batch").read_text(encoding="utf-8")
     assert ARCHIVE_PICK.format(from_="@FromId", cutoff="@CutoffUtc") in tsql
     assert "seek on IX_FLP_AIM_Delivered" in tsql

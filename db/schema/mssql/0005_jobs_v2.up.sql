@@ -13,7 +13,15 @@
 -- ANSI_WARNINGS, ARITHABORT, CONCAT_NULL_YIELDS_NULL ON and NUMERIC_ROUNDABORT
 -- OFF in every session that changes PLSP.FLP_AIM (error 1934 otherwise), as
 -- IX_FLP_AIM_Pending already does; sqlcmd needs -I.
--- PLSP.FLP_AIM is kept small by the archive, so the build is short; on a large
--- table on Enterprise edition add WITH (ONLINE = ON).
-CREATE NONCLUSTERED INDEX IX_FLP_AIM_Delivered ON PLSP.FLP_AIM (Id) INCLUDE (DeliveredUtc) WHERE Status = 2;
+-- Built ONLINE where the edition can (Enterprise / Developer 3, Azure SQL
+-- Database 5, Managed Instance 8: SERVERPROPERTY('EngineEdition')), so the
+-- AIM fetcher and FlpAimImport keep writing PLSP.FLP_AIM during the build;
+-- elsewhere (Standard) offline, short since the archive keeps the table small.
+-- Dynamic SQL: ONLINE = ON fails to compile on editions without it.
+DECLARE @DeliveredIndexSql nvarchar(400) = CONCAT(
+    N'CREATE NONCLUSTERED INDEX IX_FLP_AIM_Delivered ON PLSP.FLP_AIM (Id) INCLUDE (DeliveredUtc) WHERE Status = 2',
+    CASE WHEN CAST(SERVERPROPERTY('EngineEdition') AS int) IN (3, 5, 8) THEN N' WITH (ONLINE = ON)' END,
+    N';'
+);
+EXEC sys.sp_executesql @DeliveredIndexSql;
 GO
