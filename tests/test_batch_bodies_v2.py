@@ -31,7 +31,7 @@ MSSQL = procedures.PROCEDURES_DIR / "mssql"
 POSTGRESQL = procedures.PROCEDURES_DIR / "postgresql"
 # The routines of this change, at the versions migration 0005 applies.
 BODIES = {
-    "archive_aim_batch": 2,
+    "archive_aim_batch": 3,
     "session_purge_batch": 2,
     "log_partitions_ensure": 2,
     "log_cleanup_batch_as_owner": 1,

@@ -18,6 +18,7 @@ import time
 import psycopg
 import pytest
 
+from orchestrator.db.procedures import PROCEDURES_DIR
 from orchestrator.db.urls import libpq_url
 from tests.support.archive import LOCK_WAIT_SECONDS, admin, set_setting, wait_for
 from tests.support.sql import execute, fetch_all, fetch_one, scalar
@@ -726,3 +727,57 @@ def test_only_the_orchestrator_role_or_the_owner_may_start_a_run(db):
             conn.execute("REVOKE ALL ON PROCEDURE job.job_run_start FROM flp_test_outsider")
             conn.execute("REVOKE ALL ON SCHEMA job FROM flp_test_outsider")
             conn.execute("DROP ROLE flp_test_outsider")
+
+
+# ------------------------------------------------------------------------------
+# Version 3 (migration 0014): the probe is bounded and handled like a batch;
+# the run's end is refused inside a caller's transaction on SQL Server
+# ------------------------------------------------------------------------------
+
+
+def test_a_probe_that_meets_a_table_lock_waits_at_most_lock_timeout_then_the_batches_go_on(db):
+    # Version 2 ran the probe at the session's lock_timeout (0: forever) and outside the
+    # lock-timeout handling: the run sat at its probe for as long as the lock was held.
+    make_job(db, 30, BatchSizeStart=10, BatchSizeMin=10, BatchSizeMax=10, LockTimeoutMs=200)
+    with admin(db) as holder:
+        holder.execute("BEGIN")
+        holder.execute("LOCK TABLE public.engine_item IN ACCESS EXCLUSIVE MODE")
+        job = EngineThread(db)
+        job.start()
+        wait_for(
+            lambda: (
+                scalar(db, "SELECT count(*) FROM Ops.JobRunBatch WHERE Note LIKE ?", ("lock wait%",)) >= 1
+            ),
+            "a batch left for the next after a lock wait, while the table was locked",
+        )
+        holder.execute("ROLLBACK")
+        job.join(LOCK_WAIT_SECONDS)
+
+    assert job.error is None, job.error
+    assert (job.out["Result"], job.out["RowsAffected"]) == ("succeeded", 30)
+    assert items_left(db) == 0
+
+
+def test_the_tsql_probe_runs_under_lock_timeout_inside_the_1222_1205_handling():
+    tsql = (PROCEDURES_DIR / "mssql" / "run_batched.v3.sql").read_text(encoding="utf-8")
+    probe = tsql[
+        tsql.index("-- Probe: is there anything to do at all?") : tsql.index("-- Do the work, batch by batch")
+    ]
+    assert probe.index("EXEC Job.batch_settings_get") < probe.index("SET LOCK_TIMEOUT @LockTimeoutMs;")
+    assert probe.index("SET LOCK_TIMEOUT @LockTimeoutMs;") < probe.index("EXEC @BatchProcedure")
+    assert "IF ERROR_NUMBER() NOT IN (1222, 1205)" in probe
+    assert probe.index("END CATCH;") < probe.index("SET LOCK_TIMEOUT @CallerLockTimeout;")
+
+
+@pytest.mark.parametrize("name", ["job_run_finish", "job_run_fail"])
+def test_the_tsql_run_end_is_refused_inside_a_callers_transaction(name):
+    tsql = (PROCEDURES_DIR / "mssql" / f"{name}.v3.sql").read_text(encoding="utf-8")
+    requirements = tsql[tsql.index("-- Check requirements") : tsql.index("-- Check parameters")]
+    assert "IF @@TRANCOUNT <> 0" in requirements
+    assert f"Job.{name} must not run inside a transaction (@@TRANCOUNT " in requirements
+    # The PostgreSQL twin says in its header why it cannot refuse.
+    plpgsql = (PROCEDURES_DIR / "postgresql" / f"{name}.v3.sql").read_text(encoding="utf-8")
+    assert (
+        "--   * No such refusal: a procedure cannot see whether its caller opened a transaction block"
+        in plpgsql
+    )

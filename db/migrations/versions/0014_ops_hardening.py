@@ -13,6 +13,9 @@ depends_on = None
 
 # (procedure file name, version) applied by this migration, in order.
 PROCEDURES: list[tuple[str, int]] = [
+    ("job_run_finish", 3),  # SQL Server: refused inside a caller's open transaction
+    ("job_run_fail", 3),
+    ("run_batched", 3),  # the probe bounded by LockTimeoutMs, 1222/1205 (55P03/40P01) handled
     ("archive_aim_batch", 3),
     ("ops_retention_batch", 2),
     ("ops_retention", 2),

@@ -1,6 +1,4 @@
 -- Job.run_batched, version 3.
--- Version 3: @TriggeredBy may be 'pg_cron' (passed on to Job.job_run_start
--- version 3); nothing else changed from version 2.
 -- The engine every batched job runs on (archive, purges, clean-ups, Ops
 -- retention). It calls the job's batch procedure, Job.<job>_batch (derived from
 -- the job's name, so one job's batch never runs under another job's lock and
@@ -26,6 +24,15 @@
 --   * sleeps SleepFactor times the batch's duration, leaving room for others;
 --   * logs every batch in Ops.JobRunBatch.
 -- A cheap probe comes first: with nothing to do a run costs milliseconds.
+-- Version 3 (migration 0014): the probe is bounded and handled like a batch.
+-- Version 2 ran it at the caller's LOCK_TIMEOUT (-1, wait forever, for SQL
+-- Server Agent and most clients) and outside the 1222 / 1205 handling, so a
+-- table lock held elsewhere could hold the run at its probe with no time limit,
+-- and a deadlock there failed the run. Now the settings are read before the
+-- probe, the probe runs under LockTimeoutMs, and a probe that hits the lock
+-- timeout (1222) or is chosen as deadlock victim (1205) counts as "there may
+-- be work": the batches follow, each bounded, counted and retried as before.
+-- Parameters and results are those of version 2.
 -- @Execute = 'N' is a dry run: the batch procedure only counts what it would
 -- do, and nothing is written, not even the job-run row.
 -- SET IMPLICIT_TRANSACTIONS OFF on entry: a caller with it ON (an ODBC or JDBC
@@ -141,8 +148,8 @@ BEGIN
         SET @Errors += N'The value for the parameter @Execute is not supported: use Y (run) or N (dry run). ';
     IF @TimeLimitSeconds <= 0 OR @TimeLimitSeconds > 604800
         SET @Errors += N'The value for the parameter @TimeLimitSeconds is not supported: give 1 to 604800 seconds (7 days), or NULL for the setting. ';
-    IF @TriggeredBy IS NULL OR @TriggeredBy NOT IN ('orchestrator', 'agent', 'pg_cron', 'manual', 'demo', 'test')
-        SET @Errors += N'The value for the parameter @TriggeredBy is not supported: use orchestrator, agent, pg_cron, manual, demo or test. ';
+    IF @TriggeredBy IS NULL OR @TriggeredBy NOT IN ('orchestrator', 'agent', 'manual', 'demo', 'test')
+        SET @Errors += N'The value for the parameter @TriggeredBy is not supported: use orchestrator, agent, manual, demo or test. ';
     IF LEN(@Host) > 128
         SET @Errors += N'The value for the parameter @Host is not supported: give at most 128 characters. ';
 
@@ -180,13 +187,43 @@ BEGIN
         ------------------------------------------------------------------------
         -- Probe: is there anything to do at all?
         ------------------------------------------------------------------------
-        EXEC @BatchProcedure
-            @BatchSize = 1,
-            @Execute = 'N',
-            @Position = @ProbePosition OUTPUT,
-            @Rows = @ProbeRows OUTPUT,
-            @Done = @Done OUTPUT,
-            @Note = @Note OUTPUT;
+        -- The settings first: the probe waits for a lock at most LockTimeoutMs.
+        EXEC Job.batch_settings_get
+            @JobName = @JobName,
+            @BatchTargetMs = @BatchTargetMs OUTPUT,
+            @BatchSizeStart = @BatchSizeStart OUTPUT,
+            @BatchSizeMin = @BatchSizeMin OUTPUT,
+            @BatchSizeMax = @BatchSizeMax OUTPUT,
+            @SleepFactor = @SleepFactor OUTPUT,
+            @TimeLimitSeconds = @SettingTimeLimitSeconds OUTPUT,
+            @HealthMaxActive = @HealthMaxActive OUTPUT,
+            @HealthMaxLockWaits = @HealthMaxLockWaits OUTPUT,
+            @HealthHoldSeconds = @HealthHoldSeconds OUTPUT,
+            @HealthMaxPauseSeconds = @HealthMaxPauseSeconds OUTPUT,
+            @LockTimeoutMs = @LockTimeoutMs OUTPUT,
+            @DeadlockRetries = @DeadlockRetries OUTPUT,
+            @TimeEfficiencyMin = @TimeEfficiencyMin OUTPUT,
+            @BatchMaxMs = @BatchMaxMs OUTPUT;
+        SET @ProbeRows = NULL;
+        SET LOCK_TIMEOUT @LockTimeoutMs;
+        BEGIN TRY
+            EXEC @BatchProcedure
+                @BatchSize = 1,
+                @Execute = 'N',
+                @Position = @ProbePosition OUTPUT,
+                @Rows = @ProbeRows OUTPUT,
+                @Done = @Done OUTPUT,
+                @Note = @Note OUTPUT;
+        END TRY
+        BEGIN CATCH
+            IF @@TRANCOUNT > 0
+                ROLLBACK TRANSACTION;
+            -- Lock timeout or deadlock victim: there may be work; the batches find out.
+            IF ERROR_NUMBER() NOT IN (1222, 1205)
+                THROW;
+            SET @ProbeRows = NULL;
+        END CATCH;
+        SET LOCK_TIMEOUT @CallerLockTimeout;
         SET @Done = CASE WHEN @ProbeRows = 0 THEN 1 ELSE 0 END;
         IF @Done = 1
             SET @StopReason = N'nothing to do';

@@ -1,6 +1,4 @@
 -- Job.run_batched, version 3.
--- Version 3: p_TriggeredBy may be 'pg_cron' (passed on to Job.job_run_start
--- version 3); nothing else changed from version 2.
 -- The engine every batched job runs on (archive, purges, clean-ups, Ops
 -- retention). It calls the job's batch procedure, Job.<job>_batch (derived from
 -- the job's name, so one job's batch never runs under another job's lock and
@@ -21,6 +19,15 @@
 --   * sleeps SleepFactor times the batch's duration, leaving room for others;
 --   * logs every batch in Ops.JobRunBatch.
 -- A cheap probe comes first: with nothing to do a run costs milliseconds.
+-- Version 3 (migration 0014): the probe is bounded and handled like a batch.
+-- Version 2 ran it at the session's lock_timeout (0, wait forever, unless the
+-- batch procedure set its own) and outside the 55P03 / 40P01 handling, so a
+-- table lock held elsewhere could hold the run at its probe, and a deadlock
+-- there failed the run. Now the settings are read before the probe, the probe
+-- runs under LockTimeoutMs, and a probe that hits the lock timeout or is chosen
+-- as deadlock victim counts as "there may be work": the batches follow, each
+-- bounded, counted and retried as before. Parameters and results are those of
+-- version 2.
 -- p_Execute = 'N' is a dry run: the batch procedure only counts what it would
 -- do, and nothing is written, not even the job-run row.
 --
@@ -141,8 +148,8 @@ BEGIN
     IF p_TimeLimitSeconds <= 0 OR p_TimeLimitSeconds > 604800 THEN
         v_Errors := v_Errors || 'The value for the parameter p_TimeLimitSeconds is not supported: give 1 to 604800 seconds (7 days), or NULL for the setting. ';
     END IF;
-    IF p_TriggeredBy IS NULL OR p_TriggeredBy NOT IN ('orchestrator', 'agent', 'pg_cron', 'manual', 'demo', 'test') THEN
-        v_Errors := v_Errors || 'The value for the parameter p_TriggeredBy is not supported: use orchestrator, agent, pg_cron, manual, demo or test. ';
+    IF p_TriggeredBy IS NULL OR p_TriggeredBy NOT IN ('orchestrator', 'agent', 'manual', 'demo', 'test') THEN
+        v_Errors := v_Errors || 'The value for the parameter p_TriggeredBy is not supported: use orchestrator, agent, manual, demo or test. ';
     END IF;
     IF length(p_Host) > 128 THEN
         v_Errors := v_Errors || 'The value for the parameter p_Host is not supported: give at most 128 characters. ';
@@ -178,17 +185,37 @@ BEGIN
     ----------------------------------------------------------------------------
     -- Probe: is there anything to do at all?
     ----------------------------------------------------------------------------
+    -- The settings first: the probe waits for a lock at most LockTimeoutMs.
     BEGIN
-        EXECUTE format('CALL %s($1, $2, $3, NULL, NULL, NULL)', v_BatchProcedure)
-        INTO v_ProbePosition, v_ProbeRows, v_Done, v_Note
-        USING 1, 'N', v_ProbePosition;
+        CALL Job.batch_settings_get(
+            p_JobName,
+            v_BatchTargetMs, v_BatchSizeStart, v_BatchSizeMin, v_BatchSizeMax, v_SleepFactor,
+            v_SettingTimeLimitSeconds, v_HealthMaxActive, v_HealthMaxLockWaits, v_HealthHoldSeconds,
+            v_HealthMaxPauseSeconds, v_LockTimeoutMs, v_DeadlockRetries, v_TimeEfficiencyMin, v_BatchMaxMs
+        );
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS v_ErrState = RETURNED_SQLSTATE, v_ErrMessage = MESSAGE_TEXT,
             v_ErrDetail = PG_EXCEPTION_DETAIL, v_ErrHint = PG_EXCEPTION_HINT, v_ErrContext = PG_EXCEPTION_CONTEXT;
     END;
+    IF v_ErrState IS NULL THEN
+        COMMIT;
+        PERFORM set_config('lock_timeout', v_LockTimeoutMs || 'ms', true);
+        BEGIN
+            EXECUTE format('CALL %s($1, $2, $3, NULL, NULL, NULL)', v_BatchProcedure)
+            INTO v_ProbePosition, v_ProbeRows, v_Done, v_Note
+            USING 1, 'N', v_ProbePosition;
+        EXCEPTION
+            WHEN lock_not_available OR deadlock_detected THEN
+                -- There may be work; the batches find out.
+                v_ProbeRows := NULL;
+            WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS v_ErrState = RETURNED_SQLSTATE, v_ErrMessage = MESSAGE_TEXT,
+                    v_ErrDetail = PG_EXCEPTION_DETAIL, v_ErrHint = PG_EXCEPTION_HINT, v_ErrContext = PG_EXCEPTION_CONTEXT;
+        END;
+    END IF;
     COMMIT;  -- the probe holds nothing into the batches (on SQL Server it is its own statement)
     IF v_ErrState IS NULL THEN
-        v_Done := v_ProbeRows = 0;
+        v_Done := coalesce(v_ProbeRows = 0, false);
         IF v_Done THEN
             v_StopReason := 'nothing to do';
         END IF;

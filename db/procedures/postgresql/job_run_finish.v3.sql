@@ -1,0 +1,71 @@
+-- Job.job_run_finish, version 3.
+-- Ends a run started by Job.job_run_start in this session: writes its end
+-- time, status, rows and message, and releases the job's lock. Another
+-- session's live run cannot be finished from here.
+-- Version 2: a message over 4,000 characters is cut to 4,000, as SQL Server's
+-- nvarchar(4000) parameter cuts it (version 1 failed on the UPDATE instead):
+-- a run must always be finishable, whatever its message.
+-- Version 3 (migration 0014): the T-SQL twin refuses to run inside a caller's
+-- open transaction (@@TRANCOUNT > 0): the job lock is released at once while
+-- the UPDATE would stay in the caller's transaction, undone by its ROLLBACK.
+--
+-- PostgreSQL differences from the T-SQL twin, one line each:
+--   * No such refusal: a procedure cannot see whether its caller opened a transaction block (no @@TRANCOUNT; transaction_timestamp() < statement_timestamp() also holds for a parameterised CALL in autocommit, measured with psycopg), and every caller calls it with none open (orchestrator.db.connection connects in autocommit; Job.run_batched after a COMMIT). Called in a block that then rolls back, the run stays 'running' with its lock released, and the job's next start marks it abandoned.
+CREATE PROCEDURE Job.job_run_finish(
+    p_JobRunId bigint,
+    p_Status varchar(20),
+    p_RowsAffected bigint DEFAULT NULL,
+    p_Message varchar(4000) DEFAULT NULL
+)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_Errors text := '';
+    v_JobName varchar(100);
+BEGIN
+    ----------------------------------------------------------------------------
+    -- Check parameters
+    ----------------------------------------------------------------------------
+    SELECT JobName INTO v_JobName
+    FROM Ops.JobRun
+    WHERE JobRunId = p_JobRunId AND Status = 'running';
+
+    IF v_JobName IS NULL THEN
+        v_Errors := v_Errors || 'The value for the parameter p_JobRunId is not supported: no running job run has this id. ';
+    ELSIF NOT EXISTS (
+        SELECT 1 FROM pg_locks
+        WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted AND objsubid = 1
+            AND ((classid::bigint << 32) | objid::bigint) = hashtextextended('flp-job:' || v_JobName, 0)
+    ) THEN
+        v_Errors := v_Errors || 'The value for the parameter p_JobRunId is not supported: this session does not hold that run''s job lock. ';
+    END IF;
+    IF p_Status IS NULL OR p_Status NOT IN ('succeeded', 'stopped', 'failed') THEN
+        v_Errors := v_Errors || 'The value for the parameter p_Status is not supported: use succeeded, stopped or failed. ';
+    END IF;
+    IF p_RowsAffected < 0 THEN
+        v_Errors := v_Errors || 'The value for the parameter p_RowsAffected is not supported: it cannot be negative. ';
+    END IF;
+
+    ----------------------------------------------------------------------------
+    -- Raise collected errors
+    ----------------------------------------------------------------------------
+    IF v_Errors <> '' THEN
+        RAISE EXCEPTION USING ERRCODE = 'FL001', MESSAGE = v_Errors;
+    END IF;
+
+    ----------------------------------------------------------------------------
+    -- Log end
+    ----------------------------------------------------------------------------
+    UPDATE Ops.JobRun
+    SET EndedUtc = clock_timestamp() AT TIME ZONE 'UTC',
+        Status = p_Status,
+        RowsAffected = coalesce(p_RowsAffected, RowsAffected),
+        Message = left(p_Message, 4000)
+    WHERE JobRunId = p_JobRunId;
+
+    -- The parameter check made sure this session holds the lock.
+    PERFORM pg_advisory_unlock(hashtextextended('flp-job:' || v_JobName, 0));
+END;
+$$;
