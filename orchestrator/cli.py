@@ -370,7 +370,7 @@ def _timetable_overrides(settings):
     from orchestrator.scheduler import overrides
 
     if settings.database_url is None and not (settings.data_dir / "pgdata").exists():
-        return None, "no database yet"
+        return None, None  # no database yet, so no overrides: nothing to say
     try:
         return overrides.effective(runtime_database(settings)), None
     except FlpError as exc:
@@ -396,7 +396,8 @@ def cmd_jobs(args, settings) -> int:
     show = console()
     show.print(out)
     if effective is None:
-        print(f"flp jobs: the registry's timetables; overrides not read: {why_not}", file=sys.stderr)
+        if why_not:
+            print(f"flp jobs: the registry's timetables; overrides not read: {why_not}", file=sys.stderr)
         return 0
     if any(state.overridden for state in effective.jobs.values()):
         show.print("* overridden by Ops.Setting (docs/operations.md, The orchestrator service)")
