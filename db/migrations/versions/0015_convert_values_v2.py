@@ -12,7 +12,9 @@ branch_labels = None
 depends_on = None
 
 # (procedure file name, version) applied by this migration, in order.
-PROCEDURES: list[tuple[str, int]] = []
+PROCEDURES: list[tuple[str, int]] = [
+    ("convert_values_rows", 2),
+]
 
 
 def upgrade() -> None:
