@@ -419,7 +419,8 @@ def cmd_orchestrator(args, settings) -> int:
     from orchestrator.scheduler import Orchestrator
 
     db = database(settings)
-    # Waits (with backoff) for the database, checks its revision once, then runs until SIGTERM.
+    # Waits (with backoff) for the database, checks its revision once, then runs until SIGTERM or
+    # Ctrl-C (a clean stop, exit 0; a second Ctrl-C while it waits for running jobs: KeyboardInterrupt, 130).
     Orchestrator(db, host=settings.host).run_forever(before_start=lambda: _before_start(db))
     return 0
 
@@ -565,7 +566,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("jobs", parents=[common], help="list the jobs and their timetable")
     sub.add_parser(
-        "orchestrator", parents=[common], help="run the jobs on their timetable until stopped (SIGTERM)"
+        "orchestrator",
+        parents=[common],
+        help="run the jobs on their timetable until stopped (SIGTERM or Ctrl-C)",
     )
 
     run = sub.add_parser("run", parents=[common], help="run one job now")

@@ -20,6 +20,9 @@ TIMEZONE = "Europe/Copenhagen"  # the timetable's local times are Danish
 class Timetable:
     """When a job runs: every N minutes, or daily at a local time (HH:MM, Danish).
 
+    These are the defaults; an operator overrides them per job with Ops.Setting
+    rows EveryMinutes, DailyAt and Enabled (orchestrator/scheduler/overrides.py).
+
     Interval slots are whole multiples of the interval in UTC (every 10 minutes:
     :00, :10, ... UTC), so their spacing never changes with daylight saving; a
     daily slot is the local time on each Danish calendar day (see
@@ -74,7 +77,7 @@ class Timetable:
         if self.every_seconds is not None:
             return f"every {self.every_seconds} seconds"
         if self.every_minutes:
-            return f"every {self.every_minutes} minutes"
+            return "every minute" if self.every_minutes == 1 else f"every {self.every_minutes} minutes"
         return f"daily at {self.daily_at} {TIMEZONE}"
 
 

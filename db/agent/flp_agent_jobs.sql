@@ -413,9 +413,9 @@ DECLARE @Category sysname = N'FLP fallback';
 DECLARE @Owner sysname = N'sa';
 DECLARE @StepDatabase sysname = N'master';
 
--- check_inclusion: every 1 minutes
+-- check_inclusion: every minute
 DECLARE @JobName sysname = N'FLP fallback: check_inclusion';
-DECLARE @Description nvarchar(512) = N'FLP job check_inclusion (every 1 minutes) when no orchestrator beats; flp db agent-script';
+DECLARE @Description nvarchar(512) = N'FLP job check_inclusion (every minute) when no orchestrator beats; flp db agent-script';
 DECLARE @Command nvarchar(MAX) = N'SET NOCOUNT ON;
 DECLARE @Due char(1), @Reason varchar(40), @JobRunId bigint, @Result varchar(20),
     @RowsAffected bigint,
@@ -565,9 +565,9 @@ DECLARE @Category sysname = N'FLP fallback';
 DECLARE @Owner sysname = N'sa';
 DECLARE @StepDatabase sysname = N'master';
 
--- upload_drain: every 1 minutes
+-- upload_drain: every minute
 DECLARE @JobName sysname = N'FLP fallback: upload_drain';
-DECLARE @Description nvarchar(512) = N'FLP job upload_drain (every 1 minutes) when no orchestrator beats; flp db agent-script';
+DECLARE @Description nvarchar(512) = N'FLP job upload_drain (every minute) when no orchestrator beats; flp db agent-script';
 DECLARE @Command nvarchar(MAX) = N'SET NOCOUNT ON;
 DECLARE @Due char(1), @Reason varchar(40), @JobRunId bigint, @Result varchar(20),
     @RowsAffected bigint,
