@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from fastapi import FastAPI
 
 from orchestrator.db.connection import Database
-from orchestrator.http import cda, problems, uploads
+from orchestrator.http import cda, problems, store, uploads
 from orchestrator.http.auth import Verifier
-from orchestrator.http.limits import Guard, Limits
+from orchestrator.http.limits import Guard, Limits, ThrottleFlusher
+from orchestrator.http.pool import Connections
 from orchestrator.http.settings import HttpSettings
 from reports import http as report_pages
 
@@ -17,17 +20,44 @@ VERSION = "1.0.0"
 
 def create_app(settings: HttpSettings | None, db: Database | None, limits: Limits | None = None) -> FastAPI:
     """The service: uploads now; the app's, DDS's and the operations endpoints as they land."""
+    limits = limits or Limits()
+    # Interactive uploads, bulk uploads being queued, and a few for the reads and the 429 counts.
+    connections = (
+        Connections(db, limits.concurrency + limits.bulk_concurrency + 4) if db is not None else None
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        flusher = None
+        if connections is not None:
+
+            def send(counts: dict[tuple[str, str], int]) -> None:
+                with connections.connect() as conn:
+                    store.throttled(db, counts, conn=conn)
+
+            flusher = ThrottleFlusher(app.state.guard.throttled, send, limits.throttle_flush_seconds)
+            flusher.start()
+        try:
+            yield
+        finally:
+            if flusher is not None:
+                flusher.stop()  # the last counts, before the pool closes
+            if connections is not None:
+                connections.close()
+
     app = FastAPI(
         title=TITLE,
         version=VERSION,
         description="UploadData for the LPS (docs/http.md). Every request carries a bearer token (JWT).",
         docs_url=None,
         redoc_url=None,
+        lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.verifier = Verifier(settings) if settings is not None else None  # None: the OpenAPI dump
     app.state.db = db
-    app.state.guard = Guard(limits or Limits())
+    app.state.connections = connections
+    app.state.guard = Guard(limits)
     problems.install(app)
     app.include_router(uploads.router)
     app.include_router(cda.router)  # HentCDA, values, DDS on-demand (docs/cda.md)

@@ -1,28 +1,41 @@
-"""Full-resync protection in the service: a token bucket per LPS and a global concurrency limit.
+"""Full-resync protection in the service: a token bucket per LPS, a concurrency limit for
+interactive uploads and a separate one for bulk work, and the count of the 429s.
 
-Both are in-process: behind several instances each instance has its own
-buckets and its own limit, so the effective limit is the per-instance limit
+All are in-process: behind several instances each instance has its own
+buckets and its own limits, so the effective limit is the per-instance limit
 times the number of instances (docs/http.md says how to size them). Beyond
 them the service answers 429 with ``Retry-After``, before touching the database.
+
+Every 429 is counted in memory per LPS and UTC day (``ThrottleCounter``) and
+flushed to Ops.UploadStatistic.Throttled by one call of Upload.upload_throttled
+every ``throttle_flush_seconds`` (and when the service stops): a flood of 429s
+costs the database one small upsert every few seconds, not one per refusal.
+A crash of the instance loses at most the last interval's counts.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from orchestrator.http.problems import ProblemError
+
+log = logging.getLogger("orchestrator.http")
 
 
 @dataclass(frozen=True)
 class Limits:
     rate_per_second: float = 5.0  # sustained uploads per LPS (SOR code)
     burst: int = 20  # uploads an LPS may send at once after a quiet spell
-    concurrency: int = 8  # uploads in the database at the same time, all LPS together
-    bulk_rows: int = 500  # an upload with more rows than this is bulk work (a resync) ...
-    bulk_concurrency: int = 1  # ... and only this many run at once, so small uploads keep a core
+    concurrency: int = 8  # interactive uploads in the database at the same time, all LPS together
+    bulk_rows: int = 500  # an upload with more rows than this is bulk work: queued as a job (202) ...
+    bulk_concurrency: int = 1  # ... and only this many are being queued at once, in their own slots
+    throttle_flush_seconds: float = 5.0  # the 429 counts go to the database this often
 
 
 class TokenBuckets:
@@ -46,18 +59,56 @@ class TokenBuckets:
             return (1 - tokens) / self.rate
 
 
+class ThrottleCounter:
+    """429s per (SOR code, UTC day) in memory, handed to ``flush`` in one piece; thread-safe."""
+
+    MAX_KEYS = 1000  # Upload.upload_throttled takes at most 1000 entries a call
+
+    def __init__(self, today: Callable[[], str] | None = None) -> None:
+        self._today = today or (lambda: datetime.now(UTC).date().isoformat())
+        self._counts: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def count(self, sor: str) -> None:
+        key = (sor, self._today())
+        with self._lock:
+            if key in self._counts or len(self._counts) < self.MAX_KEYS:
+                self._counts[key] = self._counts.get(key, 0) + 1
+
+    def take(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            counts, self._counts = self._counts, {}
+        return counts
+
+    def give_back(self, counts: dict[tuple[str, str], int]) -> None:
+        """A flush that failed: its counts go back, to be sent with the next one."""
+        with self._lock:
+            for key, n in counts.items():
+                if key in self._counts or len(self._counts) < self.MAX_KEYS:
+                    self._counts[key] = self._counts.get(key, 0) + n
+
+    def pending(self) -> int:
+        with self._lock:
+            return sum(self._counts.values())
+
+
 class Guard:
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.buckets = TokenBuckets(limits.rate_per_second, limits.burst)
         self.slots = threading.BoundedSemaphore(limits.concurrency)
         self.bulk_slots = threading.BoundedSemaphore(limits.bulk_concurrency)
+        self.throttled = ThrottleCounter()
 
-    def admit(self, sor: str, rows: int = 0) -> bool:
-        """Admit one upload of ``rows`` rows or raise a 429 problem; True when it is bulk work
-        (pass it back to ``release``)."""
+    def is_bulk(self, rows: int, full_resync: bool = False) -> bool:
+        return full_resync or rows > self.limits.bulk_rows
+
+    def admit(self, sor: str, bulk: bool = False) -> bool:
+        """Admit one upload or raise a 429 problem (counted); ``bulk`` work takes a bulk slot, never an
+        interactive one, so a resync cannot crowd out the small uploads. Pass ``bulk`` to ``release``."""
         wait = self.buckets.take(sor)
         if wait > 0:
+            self.throttled.count(sor)
             raise ProblemError(
                 429,
                 "Too many requests",
@@ -65,18 +116,17 @@ class Guard:
                 kind="rate-limited",
                 headers={"Retry-After": str(max(1, math.ceil(wait)))},
             )
-        bulk = rows > self.limits.bulk_rows
-        if bulk and not self.bulk_slots.acquire(blocking=False):
-            raise ProblemError(
-                429,
-                "Too many requests",
-                f"another bulk upload (over {self.limits.bulk_rows} rows) is running: send it later",
-                kind="bulk-busy",
-                headers={"Retry-After": "1"},
-            )
-        if not self.slots.acquire(blocking=False):
+        slots = self.bulk_slots if bulk else self.slots
+        if not slots.acquire(blocking=False):
+            self.throttled.count(sor)
             if bulk:
-                self.bulk_slots.release()
+                raise ProblemError(
+                    429,
+                    "Too many requests",
+                    f"another bulk upload (over {self.limits.bulk_rows} rows) is being queued: send it later",
+                    kind="bulk-busy",
+                    headers={"Retry-After": "1"},
+                )
             raise ProblemError(
                 429,
                 "Too many requests",
@@ -87,6 +137,38 @@ class Guard:
         return bulk
 
     def release(self, bulk: bool = False) -> None:
-        self.slots.release()
-        if bulk:
-            self.bulk_slots.release()
+        (self.bulk_slots if bulk else self.slots).release()
+
+
+class ThrottleFlusher:
+    """A daemon thread that sends the 429 counts every ``interval`` seconds, and once more at ``stop``."""
+
+    def __init__(
+        self, counter: ThrottleCounter, send: Callable[[dict[tuple[str, str], int]], object], interval: float
+    ) -> None:
+        self.counter, self.send, self.interval = counter, send, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="flp-throttle-flush", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def flush(self) -> None:
+        counts = self.counter.take()
+        if not counts:
+            return
+        try:
+            self.send(counts)
+        except Exception as exc:  # the database is away: keep the counts for the next flush
+            self.counter.give_back(counts)
+            log.warning("throttle counts not flushed", extra={"error": type(exc).__name__})
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.flush()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(10)
+        self.flush()

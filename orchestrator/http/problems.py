@@ -80,6 +80,7 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         400: "malformed request (not JSON)",
         401: "no valid bearer token",
         403: "the token does not allow this",
+        404: "no such resource for this caller",
         413: "request body too large",
         422: "the request does not match the schema",
         429: "too many requests: retry after Retry-After seconds",

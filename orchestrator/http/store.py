@@ -104,10 +104,13 @@ def job_status(db: Database, sor: str, upload_id: int, *, conn: Any = None) -> d
     return out
 
 
-def throttled(db: Database, counts: dict[tuple[str, str], int], *, conn: Any = None) -> int:
+def throttled(
+    db: Database, counts: dict[tuple[str, str], int], *, now: datetime | None = None, conn: Any = None
+) -> int:
     """Upload.upload_throttled: add the 429 counts {(sor, UTC day): n} to the day's statistics, one call."""
     body = [{"sor": sor, "day": day, "count": n} for (sor, day), n in sorted(counts.items())]
-    return _call(db, conn, "Upload.upload_throttled", {"Counts": json.dumps(body)}, ("Rows",))["rows"]
+    params = {"Counts": json.dumps(body), "NowUtc": now}
+    return _call(db, conn, "Upload.upload_throttled", params, ("Rows",))["rows"]
 
 
 def _call(db: Database, conn: Any, procedure: str, params: dict[str, Any], outputs: tuple[str, ...]) -> dict:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Path, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from orchestrator.http import store
 from orchestrator.http.auth import Principal, require
-from orchestrator.http.problems import FieldError, responses
+from orchestrator.http.problems import FieldError, ProblemError, responses
 
 router = APIRouter(prefix="/v1", tags=["uploads"])
 
@@ -100,34 +102,102 @@ class UploadResult(BaseModel):
     errors: list[FieldError]
 
 
+class UploadJob(BaseModel):
+    """A bulk upload accepted as a job (202), and its state as it is drained."""
+
+    jobId: int
+    state: str = Field(description="queued, running (the drain has begun), done or failed")
+    statusUrl: str = Field(description="where to read this state (GET, the same token)")
+    receivedUtc: datetime | None = None
+    finishedUtc: datetime | None = None
+    documentsTotal: int = Field(description="patient documents in the upload")
+    documents: int = Field(description="documents done so far (applied or rejected)")
+    rejectedDocuments: int
+    inserted: int
+    updated: int
+    unchanged: int = Field(description="rows already held with the same content: not written")
+    rejected: int = Field(description="rows of rejected documents")
+    errors: list[FieldError] = Field(description="every error so far, documents numbered as in the upload")
+
+
+SorPath = Annotated[
+    str, Path(pattern=r"^[0-9]{1,20}$", description="the clinic's SOR code (the token's sor)")
+]
+
+
+def _job(sor: str, out: dict) -> UploadJob:
+    job_id = out.pop("uploadId")
+    return UploadJob(jobId=job_id, statusUrl=f"/v1/clinics/{sor}/uploads/jobs/{job_id}", **out)
+
+
 @router.post(
     "/clinics/{sor}/uploads",
     response_model=UploadResult,
     summary="Upload patient documents (one, or a batch) for the caller's clinic",
-    responses=responses(400, 401, 403, 413, 422, 429, 503),
+    responses={
+        202: {
+            "model": UploadJob,
+            "description": "a bulk upload (over the size threshold, or fullResync) accepted as a job: "
+            "its state is at Location",
+            "headers": {"Location": {"description": "the job's status URL", "schema": {"type": "string"}}},
+        },
+        **responses(400, 401, 403, 413, 422, 429, 503),
+    },
 )
 def post_upload(
     request: Request,
-    sor: Annotated[
-        str, Path(pattern=r"^[0-9]{1,20}$", description="the clinic's SOR code (the token's sor)")
-    ],
+    sor: SorPath,
     body: Annotated[UploadBatch | PatientDocument, Body()],
     principal: Annotated[Principal, Depends(require("lps"))],
-) -> UploadResult:
+    fullResync: Annotated[
+        bool, Query(description="the LPS sends everything it holds: always queued as a job (202)")
+    ] = False,
+) -> UploadResult | JSONResponse:
     principal.ensure_clinic(sor)
     batch = body if isinstance(body, UploadBatch) else UploadBatch(patients=[body])
     rows = sum(
         len(p.values) + len(p.diagnoses) + len(p.medication) + len(p.services) + len(p.properties)
         for p in batch.patients
     )
-    guard = request.app.state.guard
-    bulk = guard.admit(sor, rows)  # 429 with Retry-After beyond the clinic's rate or the concurrency
+    app = request.app
+    guard = app.state.guard
+    bulk = guard.is_bulk(rows, fullResync)
+    guard.admit(sor, bulk)  # 429 with Retry-After beyond the clinic's rate or the (bulk) concurrency
     try:
         document = batch.model_dump_json()  # pydantic-core's serialiser: the same text for the same upload
-        out = store.upload(request.app.state.db, sor, principal.ydernummer or "", document)
+        with app.state.connections.connect() as conn:
+            if not bulk:
+                out = store.upload(app.state.db, sor, principal.ydernummer or "", document, conn=conn)
+                return UploadResult(**out)
+            queued = store.enqueue(
+                app.state.db, sor, principal.ydernummer or "", document, full_resync=fullResync, conn=conn
+            )
+            out = store.job_status(app.state.db, sor, queued["uploadId"], conn=conn)
     finally:
         guard.release(bulk)
-    return UploadResult(**out)
+    job = _job(sor, {"uploadId": queued["uploadId"], **out})
+    return JSONResponse(jsonable_encoder(job), status_code=202, headers={"Location": job.statusUrl})
+
+
+@router.get(
+    "/clinics/{sor}/uploads/jobs/{jobId}",
+    response_model=UploadJob,
+    summary="The state of a bulk upload job of the caller's clinic",
+    responses=responses(401, 403, 404, 422, 503),
+)
+def get_upload_job(
+    request: Request,
+    sor: SorPath,
+    jobId: Annotated[int, Path(ge=1, le=2**63 - 1, description="the job's id (from the 202's Location)")],
+    principal: Annotated[Principal, Depends(require("lps"))],
+) -> UploadJob:
+    principal.ensure_clinic(sor)
+    app = request.app
+    with app.state.connections.connect() as conn:
+        out = store.job_status(app.state.db, sor, jobId, conn=conn)
+    if out is None:  # none, or another clinic's: the same answer
+        raise ProblemError(404, "Not found", "this clinic has no upload job with that id", kind="not-found")
+    return _job(sor, {"uploadId": jobId, **out})
 
 
 class SyncCheckpoint(BaseModel):
@@ -145,10 +215,9 @@ class SyncCheckpoint(BaseModel):
 )
 def get_sync(
     request: Request,
-    sor: Annotated[
-        str, Path(pattern=r"^[0-9]{1,20}$", description="the clinic's SOR code (the token's sor)")
-    ],
+    sor: SorPath,
     principal: Annotated[Principal, Depends(require("lps"))],
 ) -> SyncCheckpoint:
     principal.ensure_clinic(sor)
-    return SyncCheckpoint(**store.checkpoint(request.app.state.db, sor))
+    with request.app.state.connections.connect() as conn:
+        return SyncCheckpoint(**store.checkpoint(request.app.state.db, sor, conn=conn))

@@ -24,7 +24,8 @@
 -- PostgreSQL differences from the T-SQL twin, forced by the engine: no
 -- IMPLICIT_TRANSACTIONS, DEADLOCK_PRIORITY or LOCK_TIMEOUT to set (the runner
 -- sets lock_timeout), no transaction control; jsonb rebuilds the errors
--- (T-SQL: OPENJSON and FOR JSON).
+-- (T-SQL: OPENJSON and FOR JSON); Job.off_hours_check is called by a dynamic
+-- CALL (T-SQL: named arguments), so either of its versions answers.
 CREATE PROCEDURE Job.upload_drain_batch(
     p_BatchSize integer,
     p_Execute char(1),
@@ -96,7 +97,9 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'FL001', MESSAGE = v_Errors;
     END IF;
     v_OffHoursRows := v_OffHoursRowsText::integer;
-    CALL Job.off_hours_check(NULL, v_OffHours, v_LocalTime);
+    -- A top-level CALL, its first two outputs taken: the same for off_hours_check version 1 and
+    -- version 2 (which adds the output p_Holiday), as the T-SQL twin's named arguments are.
+    EXECUTE 'CALL Job.off_hours_check(NULL)' INTO v_OffHours, v_LocalTime;
     v_FromUpload := CASE WHEN p_Execute = 'N' THEN coalesce(p_Position / 1048576, 0) ELSE 0 END;
     v_FromDoc := CASE WHEN p_Execute = 'N' THEN coalesce(p_Position % 1048576, 0)::integer ELSE 0 END;
 
