@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 from datetime import datetime
 
 import psycopg
 import pytest
 
+from orchestrator.config import ConfigError, Settings
 from orchestrator.db.urls import libpq_url
 from orchestrator.http import store
 from orchestrator.http.app import create_app
 from orchestrator.http.limits import Limits, ThrottleCounter, ThrottleFlusher
+from orchestrator.http.settings import from_settings
 from tests.support.archive import wait_for
 from tests.support.engine import set_setting
 from tests.support.http import SOR, YDERNUMMER, http_settings, make_keys, serving
@@ -246,3 +249,11 @@ def test_a_flood_of_429s_costs_one_database_call_per_flush(db):
         {("100001", "2026-01-05"): 10_000, ("100002", "2026-01-05"): 1, ("100003", "2026-01-05"): 1}
     ]
     assert throttled(db, "100001") == 10_000 and throttled(db, "100003") == 1
+
+
+def test_the_bulk_threshold_is_a_setting(keys):
+    base = Settings(auth_public_key_file=str(keys.public_file), auth_issuer="iss", auth_audience="aud")
+    assert from_settings(base).bulk_rows == 500
+    assert from_settings(replace(base, upload_bulk_rows="2000")).bulk_rows == 2000
+    with pytest.raises(ConfigError, match="FLP_UPLOAD_BULK_ROWS"):
+        from_settings(replace(base, upload_bulk_rows="lots"))

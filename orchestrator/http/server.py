@@ -9,6 +9,7 @@ from orchestrator.config import Settings
 from orchestrator.db.connection import Database, resolve_url
 from orchestrator.http import settings as http_settings
 from orchestrator.http.app import create_app
+from orchestrator.http.limits import Limits
 
 log = logging.getLogger("orchestrator.http")
 
@@ -43,7 +44,7 @@ def serve(settings: Settings) -> int:
 
     hs = http_settings.from_settings(settings)
     db = Database(resolve_url(settings))
-    app = create_app(hs, db)
+    app = create_app(hs, db, Limits(bulk_rows=hs.bulk_rows))
     config = uvicorn_config(app, hs)
     if hs.tls_cert_file is not None:
         config.load()

@@ -9,6 +9,7 @@ from orchestrator.config import ConfigError, Settings
 
 LISTEN_DEFAULT = "127.0.0.1:8080"
 LEEWAY_DEFAULT = 30
+BULK_ROWS_DEFAULT = 500
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class HttpSettings:
     leeway_seconds: int
     tls_cert_file: Path | None
     tls_key_file: Path | None
+    bulk_rows: int = BULK_ROWS_DEFAULT  # an upload over this many rows is queued as a job (202)
 
 
 def _file(name: str, value: str | None) -> Path | None:
@@ -59,6 +61,11 @@ def from_settings(settings: Settings) -> HttpSettings:
         raise ConfigError(
             "settings tls_cert_file and tls_key_file (FLP_TLS_CERT_FILE, FLP_TLS_KEY_FILE) go together"
         )
+    bulk_text = settings.upload_bulk_rows or str(BULK_ROWS_DEFAULT)
+    if not bulk_text.isdigit() or not 1 <= int(bulk_text) <= 1_000_000:
+        raise ConfigError(
+            f"setting upload_bulk_rows (FLP_UPLOAD_BULK_ROWS): {bulk_text!r} is not 1 to 1000000 rows"
+        )
     return HttpSettings(
         host=host.strip("[]"),
         port=int(port_text),
@@ -69,4 +76,5 @@ def from_settings(settings: Settings) -> HttpSettings:
         leeway_seconds=int(leeway_text),
         tls_cert_file=cert,
         tls_key_file=tls_key,
+        bulk_rows=int(bulk_text),
     )
