@@ -17,6 +17,7 @@ PROCEDURES: list[tuple[str, int]] = [
     ("job_run_fail", 3),
     ("run_batched", 3),  # the probe bounded by LockTimeoutMs, 1222/1205 (55P03/40P01) handled
     ("archive_aim_batch", 3),
+    ("log_cleanup_batch_as_owner", 2),  # a month over 10,000 rows: the catalog's count, not a read
     ("ops_retention_batch", 2),
     ("ops_retention", 2),
 ]
