@@ -82,7 +82,8 @@ def test_a_holiday_counts_from_local_midnight_to_local_midnight(db):
 
 def test_store_bededag_is_a_holiday_until_2023_only(db):
     assert off_hours(db, datetime(2023, 5, 5, 10, 0)) == (True, "Store Bededag")  # Easter 2023: 9 April
-    assert off_hours(db, datetime(2024, 4, 26, 10, 0)) == (False, None)  # abolished from 2024: a working Friday
+    # Abolished from 2024: 26 April 2024 is a working Friday.
+    assert off_hours(db, datetime(2024, 4, 26, 10, 0)) == (False, None)
 
 
 def test_an_ordinary_weekday_is_working_hours_in_the_day(db):

@@ -31,7 +31,7 @@ PROCEDURES: list[tuple[str, int]] = [
 SETTINGS_INSERT = """
 INSERT INTO Ops.Setting (JobName, Name, Value, Description) VALUES
     ('check_inclusion', 'OffHoursClosingDays', 'Y',
-        'Y: Grundlovsdag (5 June), Juleaftensdag (24 December) and Nytaarsaftensdag (31 December) are off-hours all day');
+        'Y: Grundlovsdag 5 Jun, Juleaftensdag 24 Dec, Nytaarsaftensdag 31 Dec are off-hours all day');
 """
 SETTINGS_DELETE = """
 DELETE FROM Ops.Setting WHERE JobName = 'check_inclusion' AND Name = 'OffHoursClosingDays';
