@@ -344,28 +344,67 @@ KILLS_IN_MOVE = 3  # of them at least this many inside the moving statement itse
 MOVE_STATEMENT = "WITH moved AS"
 KILL_ATTEMPTS = 40
 KILL_DELAY_SECONDS = (0.0, 0.02)  # after the run took its lock; a whole run takes about 0.5 s
+TARGETED_EVERY = 3  # every third attempt waits until the run sleeps inside the moving statement
+SLOW_MOVE_MS = 2  # every moving statement takes this much longer (a slow disk)
+TARGETED_SLOW_MOVE_MS = 300  # ... on a targeted attempt: long enough to be seen and killed there
+
+
+def slow_moves(db) -> None:
+    """Every moving statement sleeps public.test_slow_move.ms more (a statement trigger, this test's)."""
+    execute(
+        db,
+        f"""CREATE TABLE public.test_slow_move (ms integer NOT NULL);
+        INSERT INTO public.test_slow_move VALUES ({SLOW_MOVE_MS});
+        CREATE FUNCTION public.test_slow_move() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_sleep((SELECT s.ms FROM public.test_slow_move AS s) / 1000.0);
+            RETURN NULL;
+        END
+        $$;
+        CREATE TRIGGER test_slow_move AFTER DELETE ON PLSP.FLP_AIM
+            FOR EACH STATEMENT EXECUTE FUNCTION public.test_slow_move();""",
+    )
 
 
 def test_killed_at_random_points_loses_and_duplicates_nothing(db):
     # SleepFactor 0: the run is always inside the database (settings, health
-    # check, batch, batch log), so a kill lands anywhere in it; the moving
-    # statement, made 2 ms slower, takes about half of the time.
+    # check, batch, batch log), so a kill after a random delay lands anywhere in
+    # it. Where it lands depends on the machine's speed, so the kills inside the
+    # moving statement are not left to chance: every TARGETED_EVERY-th attempt
+    # makes the statement sleep longer, waits until the run's backend is seen
+    # sleeping there (pg_stat_activity, wait event PgSleep) and kills it then.
+    # The outcomes are counted, not timed: each targeted kill must have landed
+    # in the statement, and nothing may be lost or doubled after any kill.
     load_aim(db, 6000, kinds=(PENDING, DELIVERED_OLD, QUEUED, DELIVERED_OLD, DELIVERED_YOUNG, DELIVERED_OLD))
     set_setting(db, "RetentionDays", str(RETENTION_DAYS))
     set_settings(db, BatchSizeStart=30, BatchSizeMin=10, BatchSizeMax=30, SleepFactor=0)
-    slow_down_batches(db, 2)
+    slow_moves(db)
     original = aim_rows(db)
     go = may_go(original, utc_now())
     rng = random.Random(20240601)
-    kills, where = 0, []
+    kills, where, targeted = 0, [], []
     with admin(db) as conn:
-        for _ in range(KILL_ATTEMPTS):
+        for attempt in range(KILL_ATTEMPTS):
+            aimed = attempt % TARGETED_EVERY == TARGETED_EVERY - 1
+            conn.execute(
+                "UPDATE public.test_slow_move SET ms = %s",
+                (TARGETED_SLOW_MOVE_MS if aimed else SLOW_MOVE_MS,),
+            )
             job = JobThread(db)
             job.start()
             deadline = time.monotonic() + LOCK_WAIT_SECONDS
             while job_backend_pid(conn) is None and job.is_alive() and time.monotonic() < deadline:
                 pass  # poll without sleeping: the run moves fast
-            time.sleep(rng.uniform(*KILL_DELAY_SECONDS))
+            if aimed:
+                pid = job_backend_pid(conn)
+                while pid is not None and job.is_alive() and time.monotonic() < deadline:
+                    state = conn.execute(
+                        "SELECT wait_event FROM pg_stat_activity WHERE pid = %s", (pid,)
+                    ).fetchone()
+                    if state is not None and state[0] == "PgSleep":
+                        break
+            else:
+                time.sleep(rng.uniform(*KILL_DELAY_SECONDS))
             killed = conn.execute(
                 f"SELECT pg_terminate_backend(l.pid, 5000) FROM pg_locks AS l WHERE {JOB_LOCK_FILTER}"
             ).fetchone()
@@ -377,10 +416,15 @@ def test_killed_at_random_points_loses_and_duplicates_nothing(db):
                 kills += 1
                 assert job.error is not None
                 where.append(kill_context(job.error))
+                if aimed:
+                    targeted.append(where[-1])
             if kills >= KILLS and sum(MOVE_STATEMENT in w for w in where) >= KILLS_IN_MOVE:
                 break
+        conn.execute("UPDATE public.test_slow_move SET ms = 0")
     print("killed in:", [w.splitlines()[0][:50] for w in where])
     assert kills >= KILLS
+    assert len(targeted) >= KILLS_IN_MOVE, targeted
+    assert all(MOVE_STATEMENT in w for w in targeted), targeted  # seen sleeping there, killed there
     assert sum(MOVE_STATEMENT in w for w in where) >= KILLS_IN_MOVE, where
     assert history != go, "the kills came too late: nothing was left to interrupt"
 
