@@ -109,11 +109,18 @@ def call_batch(conn, procedure: str, batch_size: int, execute_: str, position) -
 # ------------------------------------------------------------------------------
 
 
+# Versions later migrations apply instead of 0005's (the bodies checked here are the newest).
+LATER = {
+    ("archive_aim_batch", 3): "0014_ops_hardening.py",
+    ("log_cleanup_batch_as_owner", 2): "0014_ops_hardening.py",
+}
+
+
 def test_every_body_has_its_version_on_both_engines_and_migration_0005_applies_it():
-    migration = sqlchecks.REPO_ROOT / "db" / "migrations" / "versions" / "0005_jobs_v2.py"
-    text = migration.read_text(encoding="utf-8")
+    versions = sqlchecks.REPO_ROOT / "db" / "migrations" / "versions"
     for name, version in BODIES.items():
         assert mssql_file(name).is_file() and postgresql_file(name).is_file(), name
+        text = (versions / LATER.get((name, version), "0005_jobs_v2.py")).read_text(encoding="utf-8")
         assert f'("{name}", {version})' in text, name
     parity = sqlchecks.parity_problems(MSSQL, POSTGRESQL)
     assert [p for p in parity if any(name in p for name in BODIES)] == []
