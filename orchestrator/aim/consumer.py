@@ -14,14 +14,14 @@ delivered again and the steps repeat without effect where they were done.
 So in effect every row is delivered exactly once: MongoDB holds one document
 per AIM id, and the row is marked only after MongoDB has it.
 
-Each worker overlaps three messages' steps (``_Worker.loop``): its fetch
-thread runs step 1 of message N+1 while its write thread runs step 2 of N+1
-right after, and the worker's own thread runs steps 3-5 of message N once N's
-write has returned. The order within a message never changes; two messages
-are independent (different rows, or the same rows absorbed as duplicates and
-zero rows marked), so the overlap keeps the guarantee above. At most
-``IN_FLIGHT`` messages are unacknowledged per worker; queue calls stay on the
-worker's thread.
+Each worker overlaps two messages in three threads (``_Worker.loop``): its
+fetch thread runs step 1 of message N+1 while its write thread still runs
+step 2 of message N; once that write returns, the write thread goes on with
+N+1 and the worker's own thread runs steps 3-5 of N. The order within a
+message never changes; two messages are independent (different rows, or the
+same rows absorbed as duplicates and zero rows marked), so the overlap keeps
+the guarantee above. At most ``IN_FLIGHT`` messages are unacknowledged per
+worker; queue calls stay on the worker's thread.
 
 Failures are of two kinds. An outage (MongoDB or the database unreachable) is
 nobody's message's fault: the consumer keeps the message (extending its
