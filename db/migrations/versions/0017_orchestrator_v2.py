@@ -14,7 +14,7 @@ depends_on = None
 # (procedure file name, version) applied by this migration, in order.
 PROCEDURES: list[tuple[str, int]] = [
     ("job_run_start", 3),  # accepts the trigger 'pg_cron'; same parameters as v2
-    ("run_batched", 3),  # passes 'pg_cron' on to job_run_start
+    ("run_batched", 4),  # v3 of 0014 passing the trigger 'pg_cron' on to job_run_start
     ("job_slot_claim", 2),  # claims in pg_cron's name
     ("fallback_due", 2),  # honours Enabled = 'N'; p_TriggeredBy agent or pg_cron
     ("timetable_overrides", 1),  # Monitor: the EveryMinutes / DailyAt / Enabled settings
