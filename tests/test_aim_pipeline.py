@@ -349,3 +349,54 @@ def test_outages_are_told_apart_from_bad_messages(db):
             assert is_outage(exc)
         else:
             raise AssertionError("a terminated session answered")
+
+
+# ---------------------------------------------------------------------------
+# The consumer's pipeline (read N+1 and write it while N is marked and acknowledged)
+# ---------------------------------------------------------------------------
+
+
+def test_the_same_ids_in_two_messages_in_flight_at_once_give_one_document_per_row(db, queue, store):
+    pending = seed_with_pending(db, patients=30, pending=60)
+    first, second = json.dumps({"ids": pending[:30]}), json.dumps({"ids": pending[30:]})
+    # Each body twice in a row: the second copy is read (and written) while the
+    # first is still being marked, so both copies find the rows undelivered.
+    queue.publish([first, first, second, second])
+    stats = consume_once(db, store)
+    assert store.count() == 60
+    assert stats.documents + stats.duplicates + stats.already_delivered == 120
+    assert stats.marked == 60 and stats.dead_letters == 0
+    assert status_counts(db) == {2: 60}
+    assert scalar(db, "SELECT count(*) FROM Ops.QueueMessage") == 0
+
+
+def test_a_message_mongodb_refuses_is_dead_lettered_while_the_messages_around_it_flow(db, queue, store):
+    pending = seed_with_pending(db, patients=30, pending=30)
+    refused = pending[15]
+    # A collection validator that refuses one document (code 121): that message fails
+    # in the write thread while its neighbours are read, written and marked.
+    store.collection.database.command("collMod", store.collection.name, validator={"aimId": {"$ne": refused}})
+    bodies = [json.dumps({"ids": pending[i : i + 10]}) for i in range(0, 30, 10)]
+    queue.publish(bodies)
+    stats = consume_once(db, store, max_attempts=2)
+    assert stats.retries == 1 and stats.dead_letters == 1
+    reason, count = fetch_one(db, "SELECT Reason, DeliveryCount FROM Ops.QueueDeadLetter")
+    assert count == 2 and "MongoDB refused 1 of 10 documents" in reason and "121" in reason
+    delivered = {r for (r,) in fetch_all(db, "SELECT Id FROM PLSP.FLP_AIM WHERE Status = 2")}
+    assert delivered == set(pending[:10] + pending[20:])  # the refused message's rows stay undelivered
+    assert store.collection.count_documents({"_id": refused}) == 0
+
+
+def test_parse_documents_gives_what_json_gives_and_leaves_the_collector_on(db):
+    import gc
+
+    from orchestrator.aim.consumer import parse_documents
+
+    pending = seed_with_pending(db, patients=10, pending=10)
+    text = db_call(db, "Job.aim_documents", {"Ids": json.dumps(pending)}, ("Documents",))["Documents"]
+    assert gc.isenabled()
+    assert parse_documents(text) == json.loads(text) and len(json.loads(text)) == 10
+    assert parse_documents(None) == [] and gc.isenabled()
+    with pytest.raises(ValueError):
+        parse_documents("[{not json")
+    assert gc.isenabled()
