@@ -338,7 +338,8 @@ BEGIN
             MeasuredUtc = CASE WHEN c.Reason IS NULL THEN c.MeasuredUtc END,
             ConvertedUtc = v_Now
         FROM conv AS c
-        WHERE p_Execute = 'Y' AND v.ctid = ANY (v_At) AND v.ctid = c.RowAt
+        -- one TID fetch per row (a join on ctid is a parameterised TID scan)
+        WHERE p_Execute = 'Y' AND v.ctid = c.RowAt
     )
     SELECT count(*) FILTER (WHERE c.Reason IS NULL),
         count(*) FILTER (WHERE c.Reason IS NOT NULL AND NOT (p_Mode = 'I' AND c.ConversionAttempts + 1 >= p_MaxAttempts)),
