@@ -78,6 +78,13 @@ def test_the_agent_script_parses_lints_and_guards_every_object(source, tmp_path)
     assert "$(" not in text  # no sqlcmd variables or Agent tokens: no -x needed
 
 
+def test_the_committed_scripts_are_the_generators_output():
+    """db/agent/ is what `flp db agent-script` prints for the registry as shipped: regenerate
+    both after a change to the registry or to fallback.py (docs/operations.md, The fallback)."""
+    assert AGENT_FILE.read_text(encoding="utf-8") == fallback.script("mssql")
+    assert PG_CRON_FILE.read_text(encoding="utf-8") == fallback.script("postgresql")
+
+
 def test_the_guard_check_reports_an_unguarded_or_blind_update():
     assert unguarded_agent_calls("EXEC msdb.dbo.sp_add_job @job_name = N'x';") == [
         "line 1: sp_add_job without a guard"
