@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 
 import psycopg
 
@@ -55,6 +56,7 @@ def main() -> None:
     parser.add_argument("--values", type=int, default=DEFAULT_VALUES)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
+    load_before = os.getloadavg()
 
     with pg_server() as server, fresh_database(server) as db:
         patients = args.values // VALUES_PER_PATIENT + 1000
@@ -104,6 +106,7 @@ def main() -> None:
                 (result.job_run_id,),
             ).fetchone()
 
+    load_after = os.getloadavg()
     ratio = ours.seconds / copy.seconds
     report(
         f"ConvertPatientValues over {rows:,} raw values vs INSERT ... SELECT copy (same rows, same run)",
@@ -121,6 +124,8 @@ def main() -> None:
     )
     print("reasons: " + ", ".join(f"{reason} {count:,}" for reason, count in reasons))
     print(f"\ntarget: ours <= {TARGET:.0f}x the copy: {verdict(ratio <= TARGET)} ({ratio:.2f}x)")
+    before, after = (", ".join(f"{x:.2f}" for x in load) for load in (load_before, load_after))
+    print(f"load average (1, 5, 15 min): before {before}; after {after}")
 
 
 if __name__ == "__main__":
