@@ -45,6 +45,7 @@ from bench.common import (
     Stopwatch,
     fresh_database,
     libpq_url,
+    load_average,
     median,
     percentile,
     pg_server,
@@ -370,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{name}, round {n}: loaded {rows:,} rows in {loading.seconds:.1f} s; "
                 f"removed in {run['seconds']:.3f} s, "
-                f"WAL {run['wal_bytes'] / 2**20:.1f} MiB, {run['detail']}"
+                f"WAL {run['wal_bytes'] / 2**20:.1f} MiB, {run['detail']}; {load_average()}"
             )
             describe(name, run)
 
