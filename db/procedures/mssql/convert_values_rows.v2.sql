@@ -151,6 +151,7 @@ BEGIN
                 r.DataType,
                 r.MinValue,
                 r.MaxValue,
+                LOWER(r.Unit) AS UnitKey,
                 ROW_NUMBER() OVER (PARTITION BY r.Code ORDER BY r.ActiveFromUtc DESC) AS Pick
             FROM PLSP.RelevantVaerdi AS r
             WHERE r.ActiveFromUtc <= @Now AND (r.ActiveToUtc IS NULL OR r.ActiveToUtc > @Now)
@@ -309,8 +310,8 @@ BEGIN
                 a.DataType,
                 a.MinValue,
                 a.MaxValue,
-                CASE WHEN x.GivenUnit IS NULL OR x.GivenUnit = LOWER(a.Unit) THEN 0 ELSE e.AddBefore END AS AddBefore,
-                CASE WHEN x.GivenUnit IS NULL OR x.GivenUnit = LOWER(a.Unit) THEN 1 ELSE e.MultiplyBy END AS MultiplyBy
+                CASE WHEN x.GivenUnit IS NULL OR x.GivenUnit = a.UnitKey THEN 0 ELSE e.AddBefore END AS AddBefore,
+                CASE WHEN x.GivenUnit IS NULL OR x.GivenUnit = a.UnitKey THEN 1 ELSE e.MultiplyBy END AS MultiplyBy
             FROM readings AS x
             LEFT JOIN analysis AS a ON x.Code = a.Code AND a.Pick = 1
             LEFT JOIN mapping AS e ON x.Code = e.Code AND x.GivenUnit = e.UnitKey AND e.Pick = 1

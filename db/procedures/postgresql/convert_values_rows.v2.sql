@@ -151,7 +151,7 @@ BEGIN
     -- Convert and write: one pass over the picked rows.
     WITH analysis AS (
         -- The newest active row per code.
-        SELECT DISTINCT ON (r.Code) r.Code, r.Unit, r.DataType, r.MinValue, r.MaxValue
+        SELECT DISTINCT ON (r.Code) r.Code, r.Unit, lower(r.Unit) AS UnitKey, r.DataType, r.MinValue, r.MaxValue
         FROM PLSP.RelevantVaerdi AS r
         WHERE r.ActiveFromUtc <= v_Now AND (r.ActiveToUtc IS NULL OR r.ActiveToUtc > v_Now)
         ORDER BY r.Code, r.ActiveFromUtc DESC
@@ -204,8 +204,8 @@ BEGIN
                     -- and the time as UTC (date only: local midnight, Danish time), a real date
                     SELECT d.*,
                         a.Code AS RuleCode, a.Unit AS CanonicalUnit, a.DataType, a.MinValue, a.MaxValue,
-                        CASE WHEN d.GivenUnit IS NULL OR d.GivenUnit = lower(a.Unit) THEN 0 ELSE e.AddBefore END AS AddBefore,
-                        CASE WHEN d.GivenUnit IS NULL OR d.GivenUnit = lower(a.Unit) THEN 1 ELSE e.MultiplyBy END AS MultiplyBy,
+                        CASE WHEN d.GivenUnit IS NULL OR d.GivenUnit = a.UnitKey THEN 0 ELSE e.AddBefore END AS AddBefore,
+                        CASE WHEN d.GivenUnit IS NULL OR d.GivenUnit = a.UnitKey THEN 1 ELSE e.MultiplyBy END AS MultiplyBy,
                         CASE
                             WHEN d.Y IS NULL THEN NULL
                             WHEN d.Mo NOT BETWEEN 1 AND 12 OR d.D < 1 OR d.Y < 1900 OR d.H > 23 OR d.Mi > 59 OR d.Se > 59
