@@ -343,6 +343,37 @@ def test_two_services_and_pg_cron_run_each_slot_once_and_pg_cron_takes_over_only
 
 
 @pytest.mark.slow
+def test_pg_cron_records_its_runs_as_pg_cron_and_leaves_a_job_switched_off_alone(cron_db):
+    db, cluster = cron_db, cron_db.cluster
+    jobs = {
+        name: dataclasses.replace(JOBS[name], timetable=Timetable(**tt)) for name, tt in COMPRESSED.items()
+    }
+    execute(
+        db,
+        "INSERT INTO Ops.Setting (JobName, Name, Value, Description) "
+        "VALUES ('ops_retention', 'Enabled', 'N', 't')",
+    )
+    done = cluster.psql(fallback.pg_cron_script(db.name, jobs))
+    assert done.returncode == 0, done.stderr
+    details = (
+        "SELECT count(*) FROM cron.job_run_details AS d JOIN cron.job AS j ON j.jobid = d.jobid "
+        "WHERE j.database = %s AND j.jobname = 'flp_ops_retention' AND d.status = 'succeeded'"
+    )
+    # No orchestrator beats: pg_cron runs session_purge at its next minute, and ops_retention's gate.
+    wait_for(lambda: runs(db, by="pg_cron"), "pg_cron's run", 75, 1)
+    wait_for(
+        lambda: cluster.execute(details, params=(db.name,))[0][0] >= 1, "pg_cron's call of the gate", 75, 1
+    )
+    cluster_name = scalar(db, "SELECT current_setting('cluster_name')")
+    assert {(r[0], r[1], r[2]) for r in runs(db)} == {
+        ("session_purge", "pg_cron", cluster_name or "localhost")
+    }
+    assert fetch_all(db, "SELECT DISTINCT JobName, ClaimedBy FROM Ops.JobSlot") == [
+        ("session_purge", "pg_cron")
+    ]
+
+
+@pytest.mark.slow
 def test_the_database_restarted_during_a_job_the_service_survives_and_the_next_run_succeeds(cron_db):
     db, cluster = cron_db, cron_db.cluster
     archive.load_aim(db, 2000, kinds=(archive.DELIVERED_OLD,))
