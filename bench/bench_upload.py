@@ -4,16 +4,21 @@ One run, on a throwaway PostgreSQL and the real service (uvicorn in a child
 process, on a loopback port, with bearer tokens):
 
 1. first load: ROWS rows from one LPS, in batches of BATCH_PATIENTS patient
-   documents, two requests in flight (a 429 is honoured: the client waits
-   Retry-After);
-2. full resync of the same rows, unchanged: the share of no-op rows and the
-   time against the first load (targets: >= 99 %, <= 0.2x);
+   documents (over the bulk threshold, so each is a bulk job: 202), one
+   request in flight (a 429 is honoured: the client waits Retry-After); the
+   time runs until the last job is drained;
+2. full resync of the same rows, unchanged, the same way: the share of no-op
+   rows and the time against the first load (targets: >= 99 %, <= 0.2x);
 3. small concurrent uploads (one patient, 5 rows) from OTHER_LPS other
-   clinics, paced, first with the service idle, then during a second resync:
-   p99 during / p99 idle (target <= 2).
+   clinics, paced, first with the service idle, then during a second resync
+   (posted and drained): p99 during / p99 idle (target <= 2).
 
-The load generator is a small asyncio client on aiohttp (bounded: a fixed
-number of clients, each waiting for its answer before the next request).
+The drain is Job.upload_drain (Job.run_batched, its settings as migrated:
+SleepFactor 1.0 for upload_drain), CALLed again and again by a thread of this
+benchmark from the first request on (the orchestrator runs it every minute;
+the benchmark does not wait for the minute). The load generator is a small
+asyncio client on aiohttp (bounded: a fixed number of clients, each waiting
+for its answer before the next request).
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import socket
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -119,28 +126,71 @@ async def post(session, url: str, token: str, body: dict, throttled: list[int]) 
                 throttled.append(1)
                 await asyncio.sleep(float(resp.headers.get("Retry-After", "1")))
                 continue
-            if resp.status != 200:
+            if resp.status not in (200, 202):
                 raise RuntimeError(f"{resp.status}: {data}")
             return data
 
 
-async def bulk(base: str, token, batches: list[dict], in_flight: int) -> tuple[float, dict, int]:
+class Drain:
+    """Job.upload_drain, CALLed again and again on its own connection until stopped."""
+
+    def __init__(self, db_url: str) -> None:
+        self.url = libpq_url(db_url)
+        self.stop = threading.Event()
+        self.runs = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self.stop.is_set():
+                conn.execute("CALL Job.upload_drain('Y', NULL, 'test', 'bench', NULL, NULL, NULL)")
+                self.runs += 1
+                self.stop.wait(0.1)
+
+    def __enter__(self) -> Drain:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join(60)
+
+
+def wait_drained(db_url: str, job_ids: list[int]) -> dict:
+    """Wait until every job is done; their rows inserted, updated, unchanged, rejected."""
+    with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
+        while True:
+            row = conn.execute(
+                "SELECT count(*) FILTER (WHERE Status <> 'done'), coalesce(sum(RowsInserted), 0), "
+                "coalesce(sum(RowsUpdated), 0), coalesce(sum(RowsUnchanged), 0), "
+                "coalesce(sum(RowsRejected), 0) "
+                "FROM PLSP.Upload WHERE UploadId = ANY(%s)",
+                (job_ids,),
+            ).fetchone()
+            if row[0] == 0:
+                return dict(
+                    zip(("inserted", "updated", "unchanged", "rejected"), map(int, row[1:]), strict=True)
+                )
+            time.sleep(0.05)
+
+
+async def bulk(base: str, token, batches: list[dict], in_flight: int, db_url: str) -> tuple[float, dict, int]:
     import aiohttp
 
-    totals = {"inserted": 0, "updated": 0, "unchanged": 0, "rejected": 0}
     throttled: list[int] = []
+    job_ids: list[int] = []
     queue = list(batches)
     url = f"{base}/v1/clinics/{BULK_SOR}/uploads"
 
     async def worker(session):
         while queue:
             out = await post(session, url, token(BULK_SOR), queue.pop(), throttled)
-            for k in totals:
-                totals[k] += out[k]
+            job_ids.append(out["jobId"])
 
     started = time.perf_counter()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as session:
         await asyncio.gather(*(worker(session) for _ in range(in_flight)))
+    totals = await asyncio.to_thread(wait_drained, db_url, job_ids)
     return time.perf_counter() - started, totals, len(throttled)
 
 
@@ -167,8 +217,8 @@ async def small_clients(base: str, token, clients: int, seconds: float, interval
     return latencies
 
 
-async def during(base: str, token, batches, in_flight, clients, interval):
-    bulk_task = asyncio.create_task(bulk(base, token, batches, in_flight))
+async def during(base: str, token, batches, in_flight, clients, interval, db_url):
+    bulk_task = asyncio.create_task(bulk(base, token, batches, in_flight, db_url))
     await asyncio.sleep(0.5)
     lat = []
     while not bulk_task.done():
@@ -221,13 +271,16 @@ def main() -> int:
                     raise
                 time.sleep(0.1)
         try:
-            first_s, first, first_429 = asyncio.run(bulk(base, token, batches, args.in_flight))
+            with Drain(db.url):
+                first_s, first, first_429 = asyncio.run(bulk(base, token, batches, args.in_flight, db.url))
             warm(db)
-            resync_s, resync, resync_429 = asyncio.run(bulk(base, token, batches, args.in_flight))
+            with Drain(db.url):
+                resync_s, resync, resync_429 = asyncio.run(bulk(base, token, batches, args.in_flight, db.url))
             idle = asyncio.run(small_clients(base, token, args.other_lps, args.idle_seconds, args.interval))
-            (busy_s, busy, _), busy_lat = asyncio.run(
-                during(base, token, batches, args.in_flight, args.other_lps, args.interval)
-            )
+            with Drain(db.url):
+                (busy_s, busy, _), busy_lat = asyncio.run(
+                    during(base, token, batches, args.in_flight, args.other_lps, args.interval, db.url)
+                )
         finally:
             proc.terminate()
             proc.join(10)
@@ -236,6 +289,7 @@ def main() -> int:
     no_op = resync["unchanged"] / total if total else 0.0
     ratio = resync_s / first_s
     p99_idle, p99_busy = percentile(idle, 0.99), percentile(busy_lat, 0.99)
+    print(f"load average (uptime): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(
         f"bench_upload: {args.rows:,} rows = {patients:,} patients x {args.rows_per_patient}, "
         f"{len(batches)} requests of {args.batch_patients} patients, {args.in_flight} in flight; "

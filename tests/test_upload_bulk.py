@@ -10,7 +10,7 @@ from orchestrator.http import store
 from orchestrator.jobs import JOBS
 from orchestrator.runner import run_job
 from tests.support.engine import set_setting
-from tests.support.sql import scalar
+from tests.support.sql import fetch_all, scalar
 from tests.support.uploads import load_relevant
 
 SOR, YDER, OTHER = "123456", "654321", "777777"
@@ -95,3 +95,34 @@ def test_a_queued_upload_is_drained_in_batches_to_the_result_of_a_synchronous_up
         status["rejectedDocuments"],
         status["rejected"],
     )
+
+
+def test_an_unchanged_resync_is_done_when_accepted_and_writes_nothing(small_batches):
+    db = small_batches
+    docs = [document(n) for n in range(5)]
+    enqueue(db, docs)
+    assert drain(db) == "succeeded"
+    changed = [*docs[:4], document(4, value="99")]
+    upload_id = enqueue(db, changed, full=True)
+    status = store.job_status(db, SOR, upload_id)
+    # Four documents done at once (unchanged), one staged.
+    assert (status["state"], status["documents"], status["unchanged"]) == ("queued", 4, 12)
+    assert table_counts(db)[2] == 1
+    assert drain(db) == "succeeded"
+    status = store.job_status(db, SOR, upload_id)
+    assert (status["state"], status["updated"], status["unchanged"]) == ("done", 2, 13)
+
+    # Every row version as it is: an UPDATE (or a trigger's write) would give a row a new xmin.
+    before = versions(db)
+    again = enqueue(db, changed)
+    status = store.job_status(db, SOR, again)
+    assert (status["state"], status["documents"], status["unchanged"]) == ("done", 5, 15)
+    assert status["inserted"] == 0 and table_counts(db)[2] == 0
+    assert versions(db) == before
+
+
+def versions(db) -> list:
+    return [
+        fetch_all(db, f"SELECT ctid::text, xmin::text FROM PLSP.{table} ORDER BY 1")
+        for table in ("Patient", "Patientvaerdier", "Diagnose", "Klinik")
+    ]

@@ -7,8 +7,13 @@
 -- A document whose patient (CPR number) is in an earlier document of the same
 -- upload is rejected here with duplicate_patient, as Upload.upload_data does,
 -- and not staged (the drain's batches could not see the earlier document);
--- its other errors are not listed. The upload counts as one upload of the day
--- in Ops.UploadStatistic now; its documents and rows are counted as applied.
+-- its other errors are not listed. A document identical to the patient's
+-- last accepted one (the SHA-256 of the document, PLSP.Patient.
+-- UploadDocumentHash, as Upload.upload_data compares it) is done at once, in
+-- one set-based statement: counted unchanged, not staged, nothing written for
+-- it; an unchanged full resync is thus a job that is done when accepted. The
+-- upload counts as one upload of the day in Ops.UploadStatistic now; its
+-- documents and rows are counted as they are done.
 -- @UploadId is the job's id (its status: Upload.upload_job_status);
 -- @Documents and @Rows what it holds. Nothing here is ever a CPR number.
 -- One transaction; ownership chaining reaches the tables for flp_lps.
@@ -40,6 +45,8 @@ BEGIN
     DECLARE @Duplicates int;
     DECLARE @DuplicateRows int;
     DECLARE @DuplicateErrors nvarchar(MAX);
+    DECLARE @Unchanged int;
+    DECLARE @UnchangedRows int;
 
     ----------------------------------------------------------------------------
     -- Check parameters
@@ -73,10 +80,13 @@ BEGIN
         Document nvarchar(MAX) NOT NULL,
         Cpr nvarchar(4000) NULL,
         DocRows int NOT NULL,
-        Duplicate bit NOT NULL DEFAULT (0)
+        DocHash binary(32) NULL,
+        Duplicate bit NOT NULL DEFAULT (0),
+        Repeated bit NOT NULL DEFAULT (0),
+        Unchanged bit NOT NULL DEFAULT (0)
     );
-    INSERT INTO #EnqueueDoc (DocNo, Document, Cpr, DocRows)
-    SELECT CAST(p.[key] AS int), p.value, j.Cpr,
+    INSERT INTO #EnqueueDoc (DocNo, Document, Cpr, DocHash, DocRows)
+    SELECT CAST(p.[key] AS int), p.value, j.Cpr, HASHBYTES('SHA2_256', p.value),
         (SELECT COUNT(*) FROM OPENJSON(CASE WHEN LEFT(j.ValuesJson, 1) = N'[' THEN j.ValuesJson ELSE N'[]' END))
         + (SELECT COUNT(*) FROM OPENJSON(CASE WHEN LEFT(j.DiagnosesJson, 1) = N'[' THEN j.DiagnosesJson ELSE N'[]' END))
         + (SELECT COUNT(*) FROM OPENJSON(CASE WHEN LEFT(j.MedicationJson, 1) = N'[' THEN j.MedicationJson ELSE N'[]' END))
@@ -93,13 +103,23 @@ BEGIN
     ) AS j;
 
     WITH numbered AS (
-        SELECT d.Duplicate, ROW_NUMBER() OVER (PARTITION BY d.Cpr ORDER BY d.DocNo) AS Seen
+        SELECT d.Duplicate, d.Repeated, ROW_NUMBER() OVER (PARTITION BY d.Cpr ORDER BY d.DocNo) AS Seen,
+            COUNT(*) OVER (PARTITION BY d.Cpr) AS Times
         FROM #EnqueueDoc AS d
         WHERE d.Cpr IS NOT NULL
     )
 
-    UPDATE numbered SET Duplicate = 1
-    WHERE Seen > 1;
+    UPDATE numbered SET Duplicate = CASE WHEN Seen > 1 THEN 1 ELSE 0 END, Repeated = 1
+    WHERE Times > 1;
+
+    -- Documents identical to the patient's last accepted one: done now (no write).
+    UPDATE d SET Unchanged = 1
+    FROM #EnqueueDoc AS d
+    INNER JOIN PLSP.Patient AS p ON d.Cpr = p.Cpr
+    WHERE p.UploadDocumentHash = d.DocHash AND d.Repeated = 0;
+    SELECT @Unchanged = COUNT(*), @UnchangedRows = COALESCE(SUM(d.DocRows), 0)
+    FROM #EnqueueDoc AS d
+    WHERE d.Unchanged = 1;
 
     SELECT @Documents = COUNT(*), @Rows = COALESCE(SUM(d.DocRows), 0) FROM #EnqueueDoc AS d;
     SELECT @Duplicates = COUNT(*), @DuplicateRows = COALESCE(SUM(d.DocRows), 0)
@@ -120,9 +140,14 @@ BEGIN
     BEGIN TRY
         BEGIN TRANSACTION;
 
-        INSERT INTO PLSP.Upload (SorCode, Ydernummer, ReceivedUtc, Status, Documents, RejectedDocuments, RowsRejected,
-            Errors, DocumentsTotal, RowsTotal, FullResync)
-        VALUES (@SorCode, @Ydernummer, @Now, 'queued', @Duplicates, @Duplicates, @DuplicateRows,
+        -- Done at once when nothing is left to apply.
+        INSERT INTO PLSP.Upload (SorCode, Ydernummer, ReceivedUtc, StartedUtc, FinishedUtc, Status, Documents,
+            RejectedDocuments, RowsUnchanged, RowsRejected, Errors, DocumentsTotal, RowsTotal, FullResync)
+        VALUES (@SorCode, @Ydernummer, @Now,
+            CASE WHEN @Duplicates + @Unchanged = @Documents THEN @Now END,
+            CASE WHEN @Duplicates + @Unchanged = @Documents THEN @Now END,
+            CASE WHEN @Duplicates + @Unchanged = @Documents THEN 'done' ELSE 'queued' END,
+            @Duplicates + @Unchanged, @Duplicates, @UnchangedRows, @DuplicateRows,
             @DuplicateErrors, @Documents, @Rows, CASE WHEN @FullResync = 'Y' THEN 1 ELSE 0 END);
         SET @UploadId = CAST(SCOPE_IDENTITY() AS bigint);
 
@@ -130,15 +155,17 @@ BEGIN
         INSERT INTO Upload.StagedDocument (UploadId, DocNo, DocRows, Document)
         SELECT @UploadId, d.DocNo, CASE WHEN d.DocRows < 1 THEN 1 ELSE d.DocRows END, d.Document
         FROM #EnqueueDoc AS d
-        WHERE d.Duplicate = 0;
+        WHERE d.Duplicate = 0 AND d.Unchanged = 0;
 
         UPDATE s WITH (UPDLOCK, HOLDLOCK)
-        SET Uploads = s.Uploads + 1, Documents = s.Documents + @Duplicates,
-            RejectedDocuments = s.RejectedDocuments + @Duplicates, RowsRejected = s.RowsRejected + @DuplicateRows
+        SET Uploads = s.Uploads + 1, Documents = s.Documents + @Duplicates + @Unchanged,
+            RejectedDocuments = s.RejectedDocuments + @Duplicates, RowsUnchanged = s.RowsUnchanged + @UnchangedRows,
+            RowsRejected = s.RowsRejected + @DuplicateRows
         FROM Ops.UploadStatistic AS s
         WHERE s.SorCode = @SorCode AND s.DayUtc = @Today;
-        INSERT INTO Ops.UploadStatistic (SorCode, DayUtc, Uploads, Documents, RejectedDocuments, RowsRejected)
-        SELECT @SorCode, @Today, 1, @Duplicates, @Duplicates, @DuplicateRows
+        INSERT INTO Ops.UploadStatistic (SorCode, DayUtc, Uploads, Documents, RejectedDocuments, RowsUnchanged,
+            RowsRejected)
+        SELECT @SorCode, @Today, 1, @Duplicates + @Unchanged, @Duplicates, @UnchangedRows, @DuplicateRows
         WHERE NOT EXISTS (
             SELECT 1 FROM Ops.UploadStatistic AS s WITH (UPDLOCK, HOLDLOCK) WHERE s.SorCode = @SorCode AND s.DayUtc = @Today
         );

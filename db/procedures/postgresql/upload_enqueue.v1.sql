@@ -7,8 +7,13 @@
 -- A document whose patient (CPR number) is in an earlier document of the same
 -- upload is rejected here with duplicate_patient, as Upload.upload_data does,
 -- and not staged (the drain's batches could not see the earlier document);
--- its other errors are not listed. The upload counts as one upload of the day
--- in Ops.UploadStatistic now; its documents and rows are counted as applied.
+-- its other errors are not listed. A document identical to the patient's
+-- last accepted one (the SHA-256 of the document, PLSP.Patient.
+-- UploadDocumentHash, as Upload.upload_data compares it) is done at once, in
+-- one set-based statement: counted unchanged, not staged, nothing written for
+-- it; an unchanged full resync is thus a job that is done when accepted. The
+-- upload counts as one upload of the day in Ops.UploadStatistic now; its
+-- documents and rows are counted as they are done.
 -- p_UploadId is the job's id (its status: Upload.upload_job_status);
 -- p_Documents and p_Rows what it holds. Nothing here is ever a CPR number.
 --
@@ -38,6 +43,8 @@ DECLARE
     v_Duplicates integer;
     v_DuplicateRows integer;
     v_DuplicateErrors text;
+    v_Unchanged integer;
+    v_UnchangedRows integer;
 BEGIN
     ----------------------------------------------------------------------------
     -- Check requirements: nothing to check; no transaction control here.
@@ -84,8 +91,11 @@ BEGIN
     ----------------------------------------------------------------------------
     DROP TABLE IF EXISTS pg_temp.enqueue_doc;
     CREATE TEMP TABLE enqueue_doc ON COMMIT DROP AS
-    SELECT x.DocNo, x.Document, x.DocRows,
-        x.Cpr IS NOT NULL AND row_number() OVER (PARTITION BY x.Cpr ORDER BY x.DocNo) > 1 AS Duplicate
+    SELECT x.DocNo, x.Document, x.DocRows, x.Cpr,
+        x.Cpr IS NOT NULL AND row_number() OVER (PARTITION BY x.Cpr ORDER BY x.DocNo) > 1 AS Duplicate,
+        count(*) OVER (PARTITION BY x.Cpr) > 1 AS Repeated,
+        sha256(convert_to(x.Document, 'UTF8')) AS DocHash,
+        false AS Unchanged
     FROM (
         SELECT (d.ord - 1)::integer AS DocNo,
             d.doc::text AS Document,
@@ -104,12 +114,25 @@ BEGIN
     FROM enqueue_doc AS e
     WHERE e.Duplicate;
 
+    -- Documents identical to the patient's last accepted one: done now (no write).
+    UPDATE enqueue_doc AS e SET Unchanged = true
+    FROM PLSP.Patient AS p
+    WHERE p.Cpr = e.Cpr AND p.UploadDocumentHash = e.DocHash AND NOT e.Repeated;
+    SELECT count(*), coalesce(sum(e.DocRows), 0)::integer INTO v_Unchanged, v_UnchangedRows
+    FROM enqueue_doc AS e
+    WHERE e.Unchanged;
+
     ----------------------------------------------------------------------------
     -- Do the work: the job's row, its staged documents, the day's statistics
     ----------------------------------------------------------------------------
-    INSERT INTO PLSP.Upload (SorCode, Ydernummer, ReceivedUtc, Status, Documents, RejectedDocuments, RowsRejected,
-        Errors, DocumentsTotal, RowsTotal, FullResync)
-    VALUES (p_SorCode, p_Ydernummer, v_Now, 'queued', v_Duplicates, v_Duplicates, v_DuplicateRows,
+    -- Done at once when nothing is left to apply.
+    INSERT INTO PLSP.Upload (SorCode, Ydernummer, ReceivedUtc, StartedUtc, FinishedUtc, Status, Documents,
+        RejectedDocuments, RowsUnchanged, RowsRejected, Errors, DocumentsTotal, RowsTotal, FullResync)
+    VALUES (p_SorCode, p_Ydernummer, v_Now,
+        CASE WHEN v_Duplicates + v_Unchanged = p_Documents THEN v_Now END,
+        CASE WHEN v_Duplicates + v_Unchanged = p_Documents THEN v_Now END,
+        CASE WHEN v_Duplicates + v_Unchanged = p_Documents THEN 'done' ELSE 'queued' END,
+        v_Duplicates + v_Unchanged, v_Duplicates, v_UnchangedRows, v_DuplicateRows,
         v_DuplicateErrors, p_Documents, p_Rows, p_FullResync = 'Y')
     RETURNING UploadId INTO p_UploadId;
 
@@ -117,13 +140,15 @@ BEGIN
     INSERT INTO Upload.StagedDocument (UploadId, DocNo, DocRows, Document)
     SELECT p_UploadId, e.DocNo, greatest(e.DocRows, 1), e.Document
     FROM enqueue_doc AS e
-    WHERE NOT e.Duplicate;
+    WHERE NOT e.Duplicate AND NOT e.Unchanged;
 
-    INSERT INTO Ops.UploadStatistic AS s (SorCode, DayUtc, Uploads, Documents, RejectedDocuments, RowsRejected)
-    VALUES (p_SorCode, v_Now::date, 1, v_Duplicates, v_Duplicates, v_DuplicateRows)
+    INSERT INTO Ops.UploadStatistic AS s (SorCode, DayUtc, Uploads, Documents, RejectedDocuments, RowsUnchanged,
+        RowsRejected)
+    VALUES (p_SorCode, v_Now::date, 1, v_Duplicates + v_Unchanged, v_Duplicates, v_UnchangedRows, v_DuplicateRows)
     ON CONFLICT (SorCode, DayUtc) DO UPDATE
     SET Uploads = s.Uploads + 1, Documents = s.Documents + EXCLUDED.Documents,
         RejectedDocuments = s.RejectedDocuments + EXCLUDED.RejectedDocuments,
+        RowsUnchanged = s.RowsUnchanged + EXCLUDED.RowsUnchanged,
         RowsRejected = s.RowsRejected + EXCLUDED.RowsRejected;
 
     IF v_Duplicates > 0 THEN
