@@ -38,10 +38,11 @@
 -- p_Execute = 'N' counts the due patients (and the patients due changes
 -- would mark) and writes nothing.
 --
--- PostgreSQL differences from the T-SQL twin, forced by the engine: FOR
--- UPDATE SKIP LOCKED instead of READPAST; arrays and temporary tables hold
--- the batch's patients, evidence and results (T-SQL: table variables); no
--- transaction control (Job.run_batched commits).
+-- PostgreSQL differences from the T-SQL twin, forced by the engine, one line each:
+--   * FOR UPDATE SKIP LOCKED and a DELETE by row address (ctid) claim the rows (T-SQL: READPAST, UPDLOCK and a DELETE of a TOP (n) common table expression).
+--   * Arrays hold the batch's patients; two session temporary tables (ON COMMIT DELETE ROWS, made once per session so the statements filling them keep their plans) hold the evidence and results (T-SQL: table variables; its procedure plans are cached anyway).
+--   * INSERT ... ON CONFLICT instead of UPDATE then INSERT ... WHERE NOT EXISTS; string_agg(DISTINCT ...) FILTER instead of STRING_AGG over DISTINCT subqueries.
+--   * No transaction control (Job.run_batched commits).
 CREATE PROCEDURE Job.check_inclusion_batch(
     p_BatchSize integer,
     p_Execute char(1),
@@ -214,8 +215,36 @@ BEGIN
 
     -- 3. One pass over each evidence table for these patients, at v_Now: every row
     --    that counts now (Counts) or changes by itself later (DueUtc), with its plan.
-    DROP TABLE IF EXISTS pg_temp.inclusion_evidence;
-    CREATE TEMP TABLE inclusion_evidence ON COMMIT DROP AS
+    -- Temporary tables made once per session and emptied by every commit (and here, for a
+    -- second call in one transaction): the statements that fill them keep their plans
+    -- from batch to batch instead of being planned again for a new table each time.
+    IF to_regclass('pg_temp.inclusion_evidence') IS NULL THEN
+        CREATE TEMP TABLE inclusion_evidence (
+            PatientId bigint NOT NULL,
+            ForloebCode varchar(10) NULL,
+            Kind varchar(10) NOT NULL,
+            Item varchar(60) NULL,
+            Counts boolean NOT NULL,
+            DueUtc timestamp(3) NULL,
+            AnnualCheckId bigint NULL
+        ) ON COMMIT DELETE ROWS;
+        CREATE TEMP TABLE inclusion_result (
+            PatientId bigint NOT NULL,
+            ForloebCode varchar(10) NOT NULL,
+            IsIncluded boolean NOT NULL,
+            Reason varchar(200) NOT NULL,
+            Evidence varchar(400) NULL,
+            WasIncluded boolean NULL,
+            WasReason varchar(200) NULL,
+            WasEvidence varchar(400) NULL,
+            AnnualCheckId bigint NULL,
+            LastAnnualCheckId bigint NULL
+        ) ON COMMIT DELETE ROWS;
+    END IF;
+    DELETE FROM pg_temp.inclusion_evidence;
+    DELETE FROM pg_temp.inclusion_result;
+
+    INSERT INTO pg_temp.inclusion_evidence (PatientId, ForloebCode, Kind, Item, Counts, DueUtc, AnnualCheckId)
     WITH diagnosis_rule AS (
         SELECT DISTINCT r.CodeSystem, r.Code, r.ForloebCode
         FROM PLSP.RelevantDiagnose AS r
@@ -320,8 +349,8 @@ BEGIN
     FROM evidence AS e;
 
     -- The rules, for these patients and every active care-plan type, from the evidence.
-    DROP TABLE IF EXISTS pg_temp.inclusion_result;
-    CREATE TEMP TABLE inclusion_result ON COMMIT DROP AS
+    INSERT INTO pg_temp.inclusion_result (PatientId, ForloebCode, IsIncluded, Reason, Evidence, WasIncluded,
+        WasReason, WasEvidence, AnnualCheckId, LastAnnualCheckId)
     WITH patient AS (
         SELECT DISTINCT i.PatientId FROM unnest(v_Ids) AS i (PatientId)
     ),
