@@ -28,7 +28,7 @@ def queue_for(db, settings, aim=None) -> Queue:
         settings.queue_url,
         database=db,
         visibility_seconds=aim.queue_visibility_seconds,
-        prefetch=IN_FLIGHT,  # the consumer's pipeline: one message marked, one read and written
+        prefetch=IN_FLIGHT,  # the consumer's pipeline: one message marked, one written, one read
     )
 
 

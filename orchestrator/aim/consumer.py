@@ -14,14 +14,14 @@ delivered again and the steps repeat without effect where they were done.
 So in effect every row is delivered exactly once: MongoDB holds one document
 per AIM id, and the row is marked only after MongoDB has it.
 
-Each worker overlaps two messages in three threads (``_Worker.loop``): its
-fetch thread runs step 1 of message N+1 while its write thread still runs
-step 2 of message N; once that write returns, the write thread goes on with
-N+1 and the worker's own thread runs steps 3-5 of N. The order within a
-message never changes; two messages are independent (different rows, or the
-same rows absorbed as duplicates and zero rows marked), so the overlap keeps
-the guarantee above. At most ``IN_FLIGHT`` messages are unacknowledged per
-worker; queue calls stay on the worker's thread.
+Each worker overlaps up to three messages in three threads (``_Worker.loop``):
+its fetch thread reads message N+2 (step 1) while its write thread writes
+N+1 (step 2) and the worker's own thread marks and acknowledges N (steps
+3-5) once N's write has returned. The order within a message never changes;
+two messages are independent (different rows, or the same rows absorbed as
+duplicates and zero rows marked), so the overlap keeps the guarantee above.
+At most ``IN_FLIGHT`` messages are unacknowledged per worker; queue calls
+stay on the worker's thread.
 
 Failures are of two kinds. An outage (MongoDB or the database unreachable) is
 nobody's message's fault: the consumer keeps the message (extending its
@@ -58,8 +58,10 @@ log = logging.getLogger(__name__)
 MAX_IDS = 4999  # Job.aim_documents / aim_mark_delivered accept at most this many
 RECEIVE_WAIT = 1.0  # seconds a receive waits for a message
 LOOK_AHEAD_WAIT = 0.05  # seconds to wait for the next message while one is in hand
-IN_FLIGHT = 2  # messages per worker at once: one being marked and acknowledged, one written
-# (its documents read just before); RabbitMQ's prefetch must be at least this
+# Messages per worker at once: one being marked and acknowledged, one being written, one
+# whose documents are read ahead (so a slow read does not hold up the next write).
+# RabbitMQ's prefetch is set to this; with less, the pipeline only runs shallower.
+IN_FLIGHT = 3
 
 
 class BadMessage(ValueError):
@@ -244,8 +246,9 @@ class _Worker:
         The fetch thread reads a message's documents from the database, the write thread
         writes them to MongoDB as soon as they are read, and this thread marks a message
         delivered and acknowledges it once its write has returned, then receives the next.
-        So while message N is marked and acknowledged, N+1 is written and, just before,
-        read: MongoDB (the slowest step) never waits for the database or the queue. Each
+        So while message N is marked and acknowledged, N+1 is written and N+2 read (the
+        reads run ahead as far as IN_FLIGHT allows): MongoDB, the slowest step, waits
+        neither for the database nor for the queue. Each
         message still goes write, then mark, then ack, in that order; queue calls stay on
         this thread (a pika channel belongs to one thread).
         """
@@ -370,11 +373,15 @@ class _Worker:
         t3 = time.perf_counter()
         queue.ack(message)
         t4 = time.perf_counter()
+        # Delivered before this read: the ids neither read nor missing. (Not the procedure's
+        # AlreadyDelivered: its second statement may see rows another message marked after
+        # its first statement read them, and count them twice.)
+        already_delivered = max(len(set(ids)) - len(documents) - len(missing), 0)
         self.stats.add(
             documents=result.inserted,
             duplicates=result.duplicates,
             marked=int(marked or 0),
-            already_delivered=int(out["AlreadyDelivered"] or 0),
+            already_delivered=already_delivered,
             missing=len(missing),
             dead_letters=1 if missing else 0,
             mark=t3 - t2,
