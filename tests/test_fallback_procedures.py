@@ -232,3 +232,34 @@ def test_downgrade_of_0017_turns_pg_cron_runs_back_into_agent_runs(db):
     db.engine.dispose()
     migrate.downgrade(db.url, "0016")
     assert fetch_all(db, "SELECT TriggeredBy, Host FROM Ops.JobRun") == [("agent", "db1")]
+
+
+@pytest.mark.parametrize("engine", ["postgresql", "mssql"])
+def test_run_batched_v4_is_v3_with_the_trigger_pg_cron_and_nothing_else(engine):
+    """0017's run_batched v4 only widens the trigger list of 0014's v3: a change to v3 while it is
+    unreleased must reach v4 too (rewrite v4 from v3 by this rule), or head would silently lose it."""
+    from orchestrator.db import procedures
+
+    folder = procedures.PROCEDURES_DIR / engine
+    v3 = (folder / "run_batched.v3.sql").read_text(encoding="utf-8")
+    v4 = (folder / "run_batched.v4.sql").read_text(encoding="utf-8")
+    parameter = "p_TriggeredBy" if engine == "postgresql" else "@TriggeredBy"
+    expected = (
+        v3.replace(
+            "'orchestrator', 'agent', 'manual', 'demo', 'test')",
+            "'orchestrator', 'agent', 'pg_cron', 'manual', 'demo', 'test')",
+        )
+        .replace(
+            "use orchestrator, agent, manual, demo or test.",
+            "use orchestrator, agent, pg_cron, manual, demo or test.",
+        )
+        .replace(
+            "-- Job.run_batched, version 3.\n",
+            "-- Job.run_batched, version 4.\n"
+            f"-- Version 4: {parameter} may be 'pg_cron' (passed on to Job.job_run_start\n"
+            "-- version 3, migration 0017); nothing else changed from version 3.\n",
+            1,
+        )
+    )
+    assert "'pg_cron'" in expected
+    assert v4 == expected

@@ -60,7 +60,8 @@
 --
 -- Differences from the PostgreSQL twin: the twin catches errors in sub-blocks
 -- (a PL/pgSQL block that COMMITs cannot catch), has no DEADLOCK_PRIORITY, and
--- marks its session with application_name 'flp-job:<job>' for the health gate;
+-- marks its session with application_name 'flp-job:<job>' for the health gate,
+-- and (version 3) commits the progress row without waiting for its WAL flush;
 -- its header says why, one line each.
 CREATE OR ALTER PROCEDURE Job.run_batched
     @JobName varchar(101),
