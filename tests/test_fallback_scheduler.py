@@ -107,7 +107,7 @@ AGENT_COMMAND = re.compile(
 )
 
 
-def test_every_agent_step_does_nothing_on_an_availability_group_secondary():
+def test_every_agent_step_does_nothing_on_an_availability_group_secondary(tmp_path):
     """Each step's first statement after its declarations ends the step, successfully, unless the
     FLP database is the primary replica (or in no group: NULL), and every call names that database."""
     script = fallback.script("mssql", "FLP")
@@ -123,6 +123,10 @@ def test_every_agent_step_does_nothing_on_an_availability_group_secondary():
         calls = re.findall(r"EXEC (\S+)", command)
         assert calls and all(c.startswith("[FLP].Job.") for c in calls), calls
         assert "@TriggeredBy = 'agent', @Host = @Host" in command
+    # The steps themselves parse as T-SQL (they are strings in the script).
+    steps = tmp_path / "steps.sql"
+    steps.write_text("\nGO\n".join(commands) + "\nGO\n", encoding="utf-8")
+    assert sqlchecks.unparsable_sections([steps]) == []
     # The step runs in master (a secondary that is not readable cannot be entered), everywhere.
     assert "DECLARE @StepDatabase sysname = N'master';" in script
     assert script.count("@database_name = @StepDatabase") == 2 * len(commands)
