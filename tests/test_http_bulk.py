@@ -257,3 +257,13 @@ def test_the_bulk_threshold_is_a_setting(keys):
     assert from_settings(replace(base, upload_bulk_rows="2000")).bulk_rows == 2000
     with pytest.raises(ConfigError, match="FLP_UPLOAD_BULK_ROWS"):
         from_settings(replace(base, upload_bulk_rows="lots"))
+
+
+def test_bulk_work_never_takes_an_interactive_slot(bulk_db, keys, logs):
+    app = app_for(keys, bulk_db, concurrency=1)
+    app.state.guard.slots.acquire()  # every interactive slot in use
+    with serving(app) as base:
+        assert request(uploads_url(base), keys.token(), {"patients": DOCS})[0] == 202
+        status, _, body = request(uploads_url(base), keys.token(), document(10, extra_values=1))
+        assert status == 429 and body["type"].endswith("busy")
+    app.state.guard.slots.release()

@@ -26,7 +26,9 @@ def keys(tmp_path_factory):
 @pytest.fixture
 def fuzz_app(db, keys):
     load_relevant(db)
-    return create_app(http_settings(keys), db, Limits(rate_per_second=10_000, burst=10_000, concurrency=8))
+    app = create_app(http_settings(keys), db, Limits(rate_per_second=10_000, burst=10_000, concurrency=8))
+    yield app
+    app.state.connections.close()  # in-process ASGI runs no lifespan: the pool is closed here
 
 
 schema = schemathesis.pytest.from_fixture("fuzz_schema")
