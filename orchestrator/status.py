@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from orchestrator.errors import FlpError
 from orchestrator.jobs import JOBS, TIMEZONE
 from orchestrator.logs import mask_cpr
+from orchestrator.scheduler import overrides
 
 FAILURES_IN_A_ROW_WARNING = 3  # failed runs in a row that earn a job a warning mark
 STALE_INTERVALS = 2  # no success within this many timetable intervals earns a warning mark
@@ -172,11 +173,13 @@ def _missed(db, conn, name: str, now: datetime) -> int:
     )
 
 
-def _next_run(name: str, now: datetime) -> str | None:
+def _next_run(effective, now: datetime) -> str | None:
+    """The next slot of a job as scheduled (None: not in the registry, or switched off)."""
     from orchestrator.scheduler.timetable import next_slot
 
-    registered = JOBS.get(name)
-    return _iso(next_slot(registered.timetable, now)) if registered else None
+    if effective is None or not effective.enabled:
+        return None
+    return _iso(next_slot(effective.job.timetable, now))
 
 
 def _utc_from_iso(iso: str | None) -> datetime | None:
@@ -236,6 +239,9 @@ def overview(db) -> dict[str, Any]:
         now = _utc((last or beats)[0]["nowutc"]) if (last or beats) else datetime.now(UTC)  # nothing to age
         by_name = {row["jobname"]: row for row in last}
         missed = {name: _missed(db, conn, name, now) for name in JOBS if name in by_name}
+        scheduled = overrides.apply(
+            [(r["jobname"], r["name"], r["value"]) for r in db.rows(conn, overrides.READ_ROUTINE)]
+        )
         uploads = _uploads(db, conn, now)
         engine = _engine(db, conn)
         aim = _aim(db, conn)
@@ -243,23 +249,31 @@ def overview(db) -> dict[str, Any]:
     names = list(JOBS) + sorted(name for name in by_name if name not in JOBS)
     jobs = []
     for name in names:
-        registered = JOBS.get(name)
+        effective = scheduled.jobs.get(name)
         row = by_name.get(name)
+        next_run = _next_run(effective, now)
         job = {
             "job": name,
-            "in_registry": registered is not None,
-            "timetable": registered.timetable.describe() if registered else None,
-            "interval_seconds": registered.timetable.interval_seconds if registered else None,
+            "in_registry": effective is not None,
+            "enabled": effective.enabled if effective else None,
+            "overridden": list(effective.overridden) if effective else [],
+            "timetable": effective.describe() if effective else None,
+            "interval_seconds": effective.job.timetable.interval_seconds
+            if effective and effective.enabled
+            else None,
             "last_run": _run(row, now) if row else None,
             "last_succeeded_utc": _iso(_utc(row["lastsucceededutc"])) if row else None,
             "runs_24h": int(row["runsinwindow"]) if row else 0,
             "failures_24h": int(row["failuresinwindow"]) if row else 0,
             "consecutive_failures": int(row["consecutivefailures"]) if row else 0,
             "missed_24h": missed.get(name, 0),
-            "next_run_utc": _next_run(name, now),
-            "next_run_local": _local_iso(_utc_from_iso(_next_run(name, now))),
+            "next_run_utc": next_run,
+            "next_run_local": _local_iso(_utc_from_iso(next_run)),
         }
-        job["warnings"] = _warnings(job, now, job["interval_seconds"])
+        job["warnings"] = _warnings(job, now, job["interval_seconds"]) + [
+            {"code": "timetable_override_ignored", "message": problem}
+            for problem in (effective.problems if effective else ())
+        ]
         jobs.append(job)
     heartbeats = [
         {
@@ -347,6 +361,17 @@ def _table(title: str | None, *columns: str, right: tuple[str, ...] = ()):
     return table
 
 
+OVERRIDDEN = "*"  # beside a next run whose timetable an Ops.Setting override changed
+
+
+def _next_text(job: dict[str, Any]) -> str:
+    if job["enabled"] is False:
+        return "disabled"
+    if not job["next_run_utc"]:
+        return ""
+    return local_time(job["next_run_utc"]) + (f" {OVERRIDDEN}" if job["overridden"] else "")
+
+
 def _render_overview(data: dict[str, Any], console) -> None:
     from rich.markup import escape
 
@@ -370,8 +395,8 @@ def _render_overview(data: dict[str, Any], console) -> None:
     for job in data["jobs"]:
         mark = f"[bold red]{MARK}[/]" if job["warnings"] else ""
         run = job["last_run"]
+        nxt = _next_text(job)
         if run is None:
-            nxt = local_time(job["next_run_utc"]) if job["next_run_utc"] else ""
             table.add_row(mark, job["job"], "", "", "", "never run", "", "", "0", "0", "0", "", nxt)
             continue
         table.add_row(
@@ -387,9 +412,13 @@ def _render_overview(data: dict[str, Any], console) -> None:
             str(job["failures_24h"]),
             str(job["consecutive_failures"]),
             escape(cut(run["message"])),
-            local_time(job["next_run_utc"]) if job["next_run_utc"] else "",
+            nxt,
         )
     console.print(table)
+    if any(job["overridden"] for job in data["jobs"]):
+        console.print(
+            f"{OVERRIDDEN} timetable overridden in Ops.Setting (flp jobs shows the default beside it)"
+        )
     for job in data["jobs"]:
         for warning in job["warnings"]:
             console.print(f"[bold red]{MARK}[/] {escape(job['job'])}: {escape(warning['message'])}")

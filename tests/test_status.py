@@ -279,7 +279,8 @@ def test_status_json_is_pure_json_with_stable_keys(history, capsys):
     assert [j["job"] for j in data["jobs"]] == list(JOBS)
     cleanup = next(j for j in data["jobs"] if j["job"] == "log_cleanup")
     assert set(cleanup) == {
-        "job", "in_registry", "timetable", "interval_seconds", "last_run", "last_succeeded_utc", "runs_24h",
+        "job", "in_registry", "enabled", "overridden", "timetable", "interval_seconds", "last_run",
+        "last_succeeded_utc", "runs_24h",
         "failures_24h", "consecutive_failures", "warnings", "missed_24h", "next_run_utc", "next_run_local",
     }  # fmt: skip
     assert (cleanup["runs_24h"], cleanup["failures_24h"], cleanup["consecutive_failures"]) == (2, 2, 3)
@@ -334,6 +335,39 @@ def test_status_counts_the_aim_rows_by_state_and_the_engine_backlog(flp_env, cap
     assert "AIM: pending 2 (oldest 1h 30m), queued 2 (1 past the visibility timeout), delivered 1" in out
     assert "dead letters (database queue) 1" in out
     assert "FLP engine: dirty patients due" in out
+
+
+def test_status_shows_the_timetable_as_overridden_and_names_an_ignored_override(history, capsys):
+    execute(
+        history,
+        "INSERT INTO Ops.Setting (JobName, Name, Value, Description) VALUES "
+        "('session_purge', 'EveryMinutes', '20', 'test'), ('archive_aim', 'Enabled', 'N', 'test'), "
+        "('log_cleanup', 'DailyAt', '25:00', 'test')",
+    )
+
+    code, out, err = flp(capsys, "--json")
+
+    assert (code, err) == (0, "")
+    jobs = {j["job"]: j for j in json.loads(out)["jobs"]}
+    purge, archive, cleanup = jobs["session_purge"], jobs["archive_aim"], jobs["log_cleanup"]
+    assert (purge["overridden"], purge["interval_seconds"]) == (["EveryMinutes"], 20 * 60)
+    assert (
+        purge["timetable"].startswith("every 20 minutes") and "default every 10 minutes" in purge["timetable"]
+    )
+    assert (archive["enabled"], archive["next_run_utc"], archive["overridden"]) == (False, None, ["Enabled"])
+    (ignored,) = [w for w in cleanup["warnings"] if w["code"] == "timetable_override_ignored"]
+    assert (
+        "log_cleanup" in ignored["message"]
+        and "DailyAt" in ignored["message"]
+        and "'25:00'" in ignored["message"]
+    )
+    assert cleanup["overridden"] == [] and cleanup["enabled"] is True
+
+    code, out, err = flp(capsys)
+    assert (code, err) == (0, "")
+    assert "disabled" in line_of(out, "archive_aim")
+    assert line_of(out, "session_purge").rstrip().endswith("*")
+    assert "setting DailyAt = '25:00' in Ops.Setting is ignored" in out
 
 
 def test_status_of_one_job_lists_its_runs_newest_first(history, capsys):
