@@ -4,9 +4,16 @@
 
 Loads a synthetic population with the seed (raw values as the LPS send them:
 decimal comma or point, units in the text, padding, blanks, typos, three date
-formats), keeps exactly --values of its values, then in the same run:
+formats), keeps exactly --values of its values, then in the same run, on a
+server with recycled WAL segments (bench.common.recycle_wal) and a checkpoint
+before each contender:
   * baseline: one INSERT INTO copy SELECT * FROM PLSP.Patientvaerdier into a
     table LIKE it, with its indexes (the cost of writing the rows once);
+  * for scale, not a target: the write alone, on a copy of the database: the
+    same rows updated in place in 4,000-row batches with constant converted
+    values (picked FOR UPDATE SKIP LOCKED, one UPDATE, one commit a batch,
+    triggers on), with no parsing and no batch engine: what any conversion
+    that updates Patientvaerdier in place costs at least;
   * ours: the convert_values job (batches on the engine, SleepFactor 0, batch
     size at its 4,000 ceiling), every row read, parsed, converted or marked
     invalid with a reason, in short transactions.
@@ -23,7 +30,18 @@ import os
 
 import psycopg
 
-from bench.common import Stopwatch, fresh_database, libpq_url, pg_server, report, verdict
+from bench.common import (
+    Stopwatch,
+    clone,
+    fresh_database,
+    libpq_url,
+    load_average,
+    pg_server,
+    recycle_wal,
+    report,
+    verdict,
+    warm,
+)
 from orchestrator.dev import seed
 from orchestrator.jobs import JOBS
 from orchestrator.runner import run_job
@@ -51,6 +69,44 @@ def set_settings(conn: psycopg.Connection, job: str, values: dict[str, str]) -> 
         )
 
 
+# The write alone: a batch of rows of status 0 updated in place with constant converted values.
+FLOOR_BATCH = """
+WITH picked AS (
+    SELECT v.ctid AS RowAt, v.PatientvaerdiId
+    FROM PLSP.Patientvaerdier AS v
+    WHERE v.ConversionStatus IN (0, 2) AND v.ConversionStatus = 0 AND v.PatientvaerdiId > %s
+    ORDER BY v.PatientvaerdiId
+    LIMIT 4000
+    FOR UPDATE OF v SKIP LOCKED
+),
+written AS (
+    UPDATE PLSP.Patientvaerdier AS v SET
+        ConversionStatus = 1, ConversionAttempts = v.ConversionAttempts + 1, ReasonCode = NULL,
+        ValueNumeric = 1, Comparator = NULL, Unit = v.Unit, MeasuredUtc = TIMESTAMP '2020-01-01',
+        ConvertedUtc = TIMESTAMP '2026-06-01'
+    FROM picked AS p
+    WHERE v.ctid = p.RowAt
+    RETURNING v.PatientvaerdiId
+)
+SELECT count(*), max(PatientvaerdiId) FROM written
+"""
+
+
+def write_floor(db) -> tuple[float, int]:
+    """Seconds to update every row of ``db`` in place in 4,000-row batches (FLOOR_BATCH), and the rows."""
+    rows, position = 0, 0
+    with psycopg.connect(libpq_url(db.url), autocommit=True) as conn:
+        conn.execute("SET enable_seqscan = off")  # as Job.convert_values_rows runs
+        with Stopwatch() as watch:
+            while True:
+                count, last = conn.execute(FLOOR_BATCH, (position,)).fetchone()
+                rows += count
+                if count < 4000:
+                    break
+                position = last
+    return watch.seconds, rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--values", type=int, default=DEFAULT_VALUES)
@@ -59,6 +115,7 @@ def main() -> None:
     load_before = os.getloadavg()
 
     with pg_server() as server, fresh_database(server) as db:
+        recycle_wal(server)
         patients = args.values // VALUES_PER_PATIENT + 1000
         with Stopwatch() as load:
             seed.seed(db, patients=patients, seed=args.seed, today=TODAY)
@@ -72,23 +129,32 @@ def main() -> None:
             conn.execute("RESET session_replication_role")
             rows = conn.execute("SELECT count(*) FROM PLSP.Patientvaerdier").fetchone()[0]
             conn.execute("VACUUM ANALYZE PLSP.Patientvaerdier")
-            conn.execute("CHECKPOINT")
             print(f"seed: {patients:,} patients in {load.seconds:.1f} s; {rows:,} raw values kept")
-
+            set_settings(conn, "convert_values", JOB_SETTINGS)
+            set_settings(conn, "convert_invalid_values", JOB_SETTINGS | {"MaxAttempts": "2"})
             conn.execute(
                 "CREATE TABLE public.bench_copy "
                 "(LIKE PLSP.Patientvaerdier INCLUDING DEFAULTS INCLUDING INDEXES)"
             )
+        scan = "SELECT count(*) FROM PLSP.Patientvaerdier"
+        warm(db, scan)
+        with psycopg.connect(libpq_url(db.url), autocommit=True) as conn:
             with Stopwatch() as copy:
                 conn.execute("INSERT INTO public.bench_copy SELECT * FROM PLSP.Patientvaerdier")
             conn.execute("DROP TABLE public.bench_copy")
-            conn.execute("CHECKPOINT")
-            set_settings(conn, "convert_values", JOB_SETTINGS)
-            set_settings(conn, "convert_invalid_values", JOB_SETTINGS | {"MaxAttempts": "2"})
+        print(f"copy: {copy.seconds:.1f} s ({load_average()})")
+
+        with clone(server, db, "floor") as floor_db:
+            warm(floor_db, scan)
+            floor_seconds, floor_rows = write_floor(floor_db)
+        print(f"write alone: {floor_seconds:.1f} s for {floor_rows:,} rows ({load_average()})")
+
+        warm(db, scan)
 
         with Stopwatch() as ours:
             result = run_job(db, JOBS["convert_values"], triggered_by="manual")
         assert result.error is None, result.error
+        print(f"ours: {ours.seconds:.1f} s ({load_average()})")
         with Stopwatch() as retry:
             again = run_job(db, JOBS["convert_invalid_values"], triggered_by="manual")
         assert again.error is None, again.error
@@ -113,6 +179,12 @@ def main() -> None:
         [
             ("rows", f"{result.rows:,}", f"{rows:,}", ""),
             ("seconds", f"{ours.seconds:.1f}", f"{copy.seconds:.1f}", f"{ratio:.2f}"),
+            (
+                "the write alone, seconds",
+                f"{floor_seconds:.1f}",
+                f"{copy.seconds:.1f}",
+                f"{floor_seconds / copy.seconds:.2f}",
+            ),
             ("rows per second", f"{result.rows / ours.seconds:,.0f}", f"{rows / copy.seconds:,.0f}", ""),
             ("batches, longest ms", f"{batches:,}, {longest:,}", "1 statement", ""),
         ],
