@@ -59,11 +59,11 @@ def _keys(folder: Path):
     return public, token
 
 
-def _post(url: str, token: str, body: dict) -> tuple[int, dict]:
+def _post(url: str, token: str, body: dict | None) -> tuple[int, dict]:
     req = urllib.request.Request(
         url,
-        data=json.dumps(body).encode(),
-        method="POST",
+        data=None if body is None else json.dumps(body).encode(),
+        method="GET" if body is None else "POST",
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
     )
     try:
@@ -79,6 +79,8 @@ def steps(settings: Settings, db: Database, step_class) -> tuple[list, list[str]
 
     from orchestrator.http.app import create_app
     from orchestrator.http.settings import HttpSettings
+    from orchestrator.jobs import JOBS
+    from orchestrator.runner import run_job
 
     started = time.perf_counter()
     lines: list[str] = []
@@ -116,6 +118,23 @@ def steps(settings: Settings, db: Database, step_class) -> tuple[list, list[str]
                         + ("" if err["row"] is None else f" row {err['row']}")
                         + f": {err['reason']} ({err['message']})"
                     )
+            # A full resync is a bulk job: 202 and a status URL; the drain (every minute in the
+            # orchestrator) is run here once.
+            t = time.perf_counter()
+            status, job = _post(url + "?fullResync=true", token, {"patients": DOCUMENTS})
+            state = job.get("state", f"HTTP {status}")
+            drained = run_job(db, JOBS["upload_drain"], triggered_by="demo").result
+            if "statusUrl" in job:
+                _, job = _post(f"http://127.0.0.1:{port}{job['statusUrl']}", token, None)
+            rows = job.get("inserted", 0) + job.get("updated", 0) + job.get("unchanged", 0)
+            out.append(
+                step_class("full resync as a job", job.get("state", state), rows, time.perf_counter() - t)
+            )
+            lines.append(
+                f"full resync as a job: HTTP {status}, {state}; upload_drain {drained}; then "
+                f"{job.get('state')}, documents {job.get('documents')} of {job.get('documentsTotal')}, "
+                f"unchanged {job.get('unchanged')}, rejected documents {job.get('rejectedDocuments')}"
+            )
         finally:
             server.should_exit = True
             thread.join(10)
