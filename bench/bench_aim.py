@@ -321,6 +321,12 @@ def print_report(
             "",
         ),
         ("  consume: ack, summed", f"{float(s.get('ack_s', 0)):.2f} s", "", ""),
+        (
+            "  consume: duplicates / outage waits / retries",
+            f"{int(s.get('duplicates', 0)):,} / {int(s.get('outages', 0))} / {int(s.get('retries', 0))}",
+            "",
+            "",
+        ),
         ("  consumer peak memory (VmHWM)", f"{r['peak_mb']:.0f} MB", "", ""),
         ("  CPU during consume: consumer process", f"{r['child_cpu_s']:.1f} s", "", ""),
         *[
