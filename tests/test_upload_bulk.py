@@ -10,7 +10,7 @@ from orchestrator.http import store
 from orchestrator.jobs import JOBS
 from orchestrator.runner import run_job
 from tests.support.engine import set_setting
-from tests.support.sql import fetch_all, scalar
+from tests.support.sql import execute, fetch_all, scalar
 from tests.support.uploads import load_relevant
 
 SOR, YDER, OTHER = "123456", "654321", "777777"
@@ -126,3 +126,32 @@ def versions(db) -> list:
         fetch_all(db, f"SELECT ctid::text, xmin::text FROM PLSP.{table} ORDER BY 1")
         for table in ("Patient", "Patientvaerdier", "Diagnose", "Klinik")
     ]
+
+
+def test_a_dry_run_counts_every_staged_row_and_applies_nothing(small_batches):
+    db = small_batches
+    enqueue(db, [document(n) for n in range(4)])
+    enqueue(db, [document(n) for n in range(4, 6)])
+    result = run_job(db, JOBS["upload_drain"], triggered_by="test", execute=False)
+    assert (result.result, result.rows) == ("dry_run", 18)
+    assert table_counts(db) == (0, 0, 6)
+
+
+def test_a_big_upload_waits_for_the_off_hours_window_and_smaller_ones_pass_it(small_batches):
+    db = small_batches
+    # A window that never opens (start = end, no weekends), whatever the clock says.
+    for name, value in (("OffHoursStart", "03:00"), ("OffHoursEnd", "03:00"), ("OffHoursWeekends", "N")):
+        execute(
+            db,
+            "UPDATE Ops.Setting SET Value = ? WHERE JobName = 'check_inclusion' AND Name = ?",
+            (value, name),
+        )
+    set_setting(db, "upload_drain", "OffHoursRows", "10")
+    big = enqueue(db, [document(n) for n in range(4)])  # 12 rows: waits
+    small = enqueue(db, [document(4)])  # 3 rows: goes
+    assert drain(db) == "succeeded"
+    assert store.job_status(db, SOR, big)["state"] == "queued"
+    assert store.job_status(db, SOR, small)["state"] == "done"
+    set_setting(db, "upload_drain", "OffHoursRows", "0")  # 0: none waits
+    assert drain(db) == "succeeded"
+    assert store.job_status(db, SOR, big)["state"] == "done"
