@@ -5,8 +5,11 @@
 -- visibility timeout (due to be published again), the oldest pending row's
 -- creation time, and the database queue's dead letters for flp.aim (with
 -- RabbitMQ the dead letters are RabbitMQ's: flp aim status reads them there).
--- The counts read IX_FLP_AIM_Undelivered and IX_FLP_AIM_Delivered. NowUtc is
--- the database's time.
+-- The counts read IX_FLP_AIM_Undelivered and IX_FLP_AIM_Delivered. The oldest
+-- pending row is the first pending one by Id (Ids grow as rows are created): an
+-- ordered seek on IX_FLP_AIM_Undelivered and one lookup of its CreatedUtc, not a
+-- lookup per pending row (CreatedUtc is not in the index). NowUtc is the
+-- database's time.
 -- Twin difference: a procedure returning one result set here, a function RETURNS TABLE on PostgreSQL.
 CREATE OR ALTER PROCEDURE Monitor.aim_counts
 AS
@@ -45,8 +48,9 @@ BEGIN
         ) AS Overdue,
         (SELECT COUNT_BIG(*) FROM PLSP.FLP_AIM AS a WHERE a.Status = 2) AS Delivered,
         (
-            SELECT MIN(a.CreatedUtc) FROM PLSP.FLP_AIM AS a
+            SELECT TOP (1) a.CreatedUtc FROM PLSP.FLP_AIM AS a
             WHERE a.Status IN (0, 1) AND a.Status = 0
+            ORDER BY a.Id
         ) AS OldestPendingUtc,
         (SELECT COUNT_BIG(*) FROM Ops.QueueDeadLetter AS d WHERE d.QueueName = 'flp.aim') AS DeadLetters,
         @NowUtc AS NowUtc;

@@ -5,8 +5,11 @@
 -- visibility timeout (due to be published again), the oldest pending row's
 -- creation time, and the database queue's dead letters for flp.aim (with
 -- RabbitMQ the dead letters are RabbitMQ's: flp aim status reads them there).
--- The counts read IX_FLP_AIM_Undelivered and IX_FLP_AIM_Delivered. NowUtc is
--- the database's time.
+-- The counts read IX_FLP_AIM_Undelivered and IX_FLP_AIM_Delivered. The oldest
+-- pending row is the first pending one by Id (Ids grow as rows are created): an
+-- ordered scan of IX_FLP_AIM_Undelivered and one heap fetch of its CreatedUtc,
+-- not a fetch per pending row (CreatedUtc is not in the index). NowUtc is the
+-- database's time.
 -- Twin difference: a function RETURNS TABLE here, a procedure returning one result set on SQL Server.
 CREATE FUNCTION Monitor.aim_counts()
 RETURNS TABLE (
@@ -51,7 +54,12 @@ BEGIN
                 AND a.QueuedUtc < v_NowUtc - make_interval(secs => v_TimeoutSeconds)
         ),
         (SELECT count(*) FROM PLSP.FLP_AIM AS a WHERE a.Status = 2),
-        (SELECT min(a.CreatedUtc)::timestamp FROM PLSP.FLP_AIM AS a WHERE a.Status IN (0, 1) AND a.Status = 0),
+        (
+            SELECT a.CreatedUtc::timestamp FROM PLSP.FLP_AIM AS a
+            WHERE a.Status IN (0, 1) AND a.Status = 0
+            ORDER BY a.Id
+            LIMIT 1
+        ),
         (SELECT count(*) FROM Ops.QueueDeadLetter AS d WHERE d.QueueName = 'flp.aim'),
         v_NowUtc::timestamp;
 END;
