@@ -27,8 +27,8 @@
 -- ReasonCode. Attempts count every conversion tried.
 -- @Execute = 'N' counts what the batch would do and writes nothing.
 --
--- Version 2 (the same rules as version 1; docs/benchmarks.md): pick the rows,
--- convert them in one statement, write them in one UPDATE, count.
+-- Version 2 (the same decisions as version 1; docs/benchmarks.md): pick the
+-- rows, convert them in one statement, write them in one UPDATE, count.
 --   * each raw text is read once: named steps (a WITH chain the optimizer
 --     inlines into one scan) yield comparator, sign, number text and unit
 --     text, the number's readings and the time (no scalar function, no cursor);
@@ -42,13 +42,13 @@
 -- The rows are taken with UPDLOCK, READPAST in one short transaction
 -- (@BatchSize at most 4,000: under lock escalation).
 --
--- Differences from the PostgreSQL twin, forced by the engine: LIKE patterns
--- and shapes instead of regular expressions; TRY_CONVERT instead of checks
--- before make_timestamp; the picked rows are ids in a table variable read
--- with UPDLOCK, READPAST (PostgreSQL: ctids picked FOR UPDATE SKIP LOCKED);
--- conversion and write are two statements through a table variable
--- (PostgreSQL: one data-modifying WITH); Danish time is 'Romance Standard
--- Time' (Windows' name for Europe/Copenhagen).
+-- Differences from the PostgreSQL twin, forced by the engine, one a line:
+--   * shapes and LIKE patterns where PostgreSQL has boolean regular expressions (no regex in T-SQL);
+--   * TRY_CONVERT for dates where PostgreSQL checks the parts before make_timestamp;
+--   * ids into a table variable with UPDLOCK, READPAST where PostgreSQL picks ctids FOR UPDATE SKIP LOCKED;
+--   * convert into a table variable, then one UPDATE, where PostgreSQL writes in a data-modifying WITH;
+--   * Danish time is 'Romance Standard Time' (Windows' name for Europe/Copenhagen);
+--   * no planner setting (PostgreSQL: enable_seqscan off, or it scans the table instead of fetching by ctid).
 CREATE OR ALTER PROCEDURE Job.convert_values_rows
     @Mode char(1),
     @BatchSize int,

@@ -28,30 +28,31 @@
 -- p_Execute = 'N' counts what the batch would do and writes nothing.
 -- Runs with the owner's rights; does not COMMIT (Job.run_batched does).
 --
--- Version 2 (the same rules as version 1, about ten times faster; docs/benchmarks.md):
---   * three statements per batch: pick the rows (locked, skipping locked ones),
---     convert and write them in one statement, nothing else (version 1: a
---     temporary table created per batch, a second scan, a lateral unit query
---     per row);
---   * each raw text is read once: lateral steps (OFFSET 0 keeps the planner from
---     copying an expression into every later use) yield comparator, sign,
---     number text and unit text, the number's readings and the time's parts;
+-- Version 2 (the same decisions as version 1, 7-13 times faster over 1,000,000
+-- values; docs/benchmarks.md, docs/engine.md):
+--   * two statements per batch: pick the rows (locked, skipping locked ones);
+--     convert, write and count them in one statement (version 1: a temporary
+--     table created per batch, a second index scan, a unit lookup per row);
+--   * each raw text is read once, in steps that are subqueries with OFFSET 0
+--     (the planner keeps each as a step: a column is computed once, never
+--     copied into every later use; lateral steps got Memoize nodes instead):
+--     comparator, sign, number text and unit text, the number's readings, the
+--     time's parts;
 --   * the grouping rules are boolean regular expressions tried in order, only
 --     on text with a separator (a plain integer tries none); capturing ones
---     cost about 20 microseconds a row here, boolean ones about one;
---   * the rules are joined once per statement: the active analysis per code,
---     the active unit mappings per code and lower-case unit (hash joins);
---   * the time's validity is integer arithmetic (days in the month), no
---     interval arithmetic;
---   * the write reaches each row by its ctid (the picked rows are locked, so
---     it cannot move): no second index descent per row.
+--     cost 20-90 microseconds a row here, boolean ones about one;
+--   * the rules are joined once per statement: the newest active analysis per
+--     code, the newest active unit mapping per code and lower-case unit;
+--   * the time's validity is integer arithmetic (days in the month);
+--   * the write joins on ctid (one TID fetch a row; the picked rows are locked,
+--     so they cannot move).
 --
--- PostgreSQL differences from the T-SQL twin, forced by the engine: boolean
--- regular expressions where T-SQL has LIKE patterns; make_timestamp behind
--- the validity checks where it has TRY_CONVERT; the rows are picked as ctids
--- with FOR UPDATE SKIP LOCKED (T-SQL: ids into a table variable with UPDLOCK,
--- READPAST); the conversion and the write are one statement (a data-modifying
--- WITH; T-SQL: one INSERT ... SELECT into a table variable, then one UPDATE).
+-- PostgreSQL differences from the T-SQL twin, forced by the engine, one a line:
+--   * boolean regular expressions where T-SQL compares shapes with LIKE (no LIKE classes here);
+--   * make_timestamp behind integer validity checks where T-SQL has TRY_CONVERT (no TRY_ here);
+--   * rows picked as ctids FOR UPDATE SKIP LOCKED where T-SQL takes ids UPDLOCK, READPAST (no READPAST);
+--   * convert, write and count in one data-modifying WITH where T-SQL fills a table variable, then updates;
+--   * enable_seqscan off for the call: the planner would scan the table rather than fetch by ctid.
 CREATE PROCEDURE Job.convert_values_rows(
     p_Mode char(1),
     p_BatchSize integer,
