@@ -116,10 +116,16 @@ def test_consumer_sigkilled_at_random_points_delivers_every_row_exactly_once(
     env = flp_env(db, mongo_server.url, rabbit_url)
     command = [sys.executable, "-m", "orchestrator", "aim", "consume", "--concurrency", "2"]
     kills = 0
-    for _ in range(12):
+    for run in range(12):
         process = subprocess.Popen(
             command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
+        if run == 0:
+            # The first consumer lives until it has delivered something (a busy machine can
+            # take longer than the random lives below to start), then dies mid-flow.
+            deadline = time.monotonic() + 60
+            while status_counts(db).get(2, 0) == 0 and time.monotonic() < deadline:
+                time.sleep(0.1)
         time.sleep(rng.uniform(1.0, 3.0))  # start-up takes about a second: some kills land early
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
