@@ -22,10 +22,10 @@
 -- called dynamically, so the scheduler's step names the job's procedure (here
 -- too: no dynamic SQL).
 --
--- Differences from the PostgreSQL twin: Danish time through AT TIME ZONE
--- 'Romance Standard Time' (Windows' zone for Copenhagen; the twin: the IANA
--- zone Europe/Copenhagen); the Enabled value compares binary (COLLATE
--- Latin1_General_BIN2: 'n' is not 'N'), as the twin's = does.
+-- Differences from the PostgreSQL twin, one line each:
+--   * Danish time through AT TIME ZONE 'Romance Standard Time' (Windows' zone for Copenhagen); the twin: the IANA zone Europe/Copenhagen.
+--   * The Enabled value compares binary (COLLATE Latin1_General_BIN2: 'n' is not 'N'), as the twin's = does.
+--   * The job procedure is looked up with OBJECT_ID(..., 'P'); the twin: pg_proc.
 CREATE OR ALTER PROCEDURE Job.fallback_due
     @JobName varchar(101),
     @EverySeconds int = NULL,
