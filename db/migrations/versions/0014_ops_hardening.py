@@ -1,4 +1,4 @@
-"""Operations hardening: archive batch bounds, retention of queue dead letters, CDA access log and job slots (issue 7).
+"""Operations hardening (issue 7): archive batch bounds, retention of dead letters, CDA access log, job slots.
 
 Revision ID: 0014
 Revises: 0013
@@ -33,7 +33,8 @@ SETTINGS_INSERT = """
 INSERT INTO Ops.Setting (JobName, Name, Value, Description) VALUES
     ('archive_aim', 'BatchMaxMs', '50',
         'longest a batch may be made to take for time efficiency: the archive keeps its transactions short'),
-    ('archive_aim', 'BatchSizeMax', '2000', 'rows per batch at most: short transactions beside the AIM fetcher'),
+    ('archive_aim', 'BatchSizeMax', '2000',
+        'rows per batch at most: short transactions beside the AIM fetcher'),
     ('ops_retention', 'DeadLetterDays', '90',
         'whole days an Ops.QueueDeadLetter row is kept after it was dead-lettered'),
     ('ops_retention', 'CdaAccessLogDays', '400',
