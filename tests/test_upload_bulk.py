@@ -155,3 +155,60 @@ def test_a_big_upload_waits_for_the_off_hours_window_and_smaller_ones_pass_it(sm
     set_setting(db, "upload_drain", "OffHoursRows", "0")  # 0: none waits
     assert drain(db) == "succeeded"
     assert store.job_status(db, SOR, big)["state"] == "done"
+
+
+def test_a_poison_document_fails_its_upload_and_the_drain_goes_on_with_the_others(small_batches):
+    db = small_batches
+    poisoned = enqueue(db, [document(n) for n in range(6)])
+    other = enqueue(db, [document(n) for n in range(20, 24)], sor=OTHER)  # queued behind it
+    # A staged document the database cannot read as JSON (a CPR-shaped number in it): Upload.upload_data
+    # raises for the whole batch holding it, every time.
+    execute(
+        db,
+        "UPDATE Upload.StagedDocument SET Document = ? WHERE UploadId = ? AND DocNo = 3",
+        ('{"cpr": "' + CPRS[3] + '", "values": [', poisoned),
+    )
+
+    # One run: batch 0-2 applied; batch 3-5 raises (rolled back, attempt 1 each); document 3 alone
+    # raises twice more (attempts 2 and 3 of MaxAttempts 3): its upload fails, the rest is unstaged;
+    # the other clinic's upload drains in the same run.
+    assert drain(db) == "succeeded"
+    status = store.job_status(db, SOR, poisoned)
+    assert (status["state"], status["documents"], status["inserted"]) == ("failed", 3, 9)
+    assert status["reason"].startswith("document 3: ") and "p_Document" in status["reason"]
+    assert status["finishedUtc"] is not None
+    assert scalar(db, "SELECT count(*) FROM Upload.StagedDocument WHERE UploadId = ?", (poisoned,)) == 0
+    done = store.job_status(db, OTHER, other)
+    assert (done["state"], done["documents"], done["inserted"], done["reason"]) == ("done", 4, 12, None)
+    assert table_counts(db) == (14, 7, 0)
+
+    notes = [
+        n
+        for (n,) in fetch_all(
+            db,
+            "SELECT b.Note FROM Ops.JobRunBatch AS b INNER JOIN Ops.JobRun AS r ON r.JobRunId = b.JobRunId "
+            "WHERE r.JobName = 'upload_drain' ORDER BY b.BatchNo",
+        )
+    ]
+    raised = [n for n in notes if n.startswith("raised on")]
+    assert len(raised) == 3 and "attempt 3 of 3): upload failed" in raised[-1]
+    assert all(c not in note for note in notes for c in CPRS)
+    assert drain(db) == "succeeded"  # nothing left to try: the next minute's run is quiet
+    assert store.job_status(db, SOR, poisoned)["state"] == "failed"
+
+
+def test_after_a_batch_raised_its_documents_go_alone_and_only_the_poison_one_is_blamed(small_batches):
+    db = small_batches
+    set_setting(db, "upload_drain", "MaxAttempts", "1")
+    for name in ("BatchSizeStart", "BatchSizeMin", "BatchSizeMax"):
+        set_setting(db, "upload_drain", name, "9")  # documents 0-2 (3 rows each) in one batch
+    upload_id = enqueue(db, [document(n) for n in range(3)])
+    unreadable = "UPDATE Upload.StagedDocument SET Document = '[' WHERE UploadId = ? AND DocNo = 1"
+    execute(db, unreadable, (upload_id,))
+    # Batch 0-2 raises: no document is blamed for a batch in company, even at MaxAttempts 1.
+    # Document 0 then goes alone and is applied; document 1 alone raises and fails the upload.
+    assert drain(db) == "succeeded"
+    status = store.job_status(db, SOR, upload_id)
+    assert (status["state"], status["documents"], status["inserted"]) == ("failed", 1, 3)
+    assert status["reason"].startswith("document 1: ")
+    assert table_counts(db)[2] == 0

@@ -89,6 +89,7 @@ JOB_OUTPUTS = (
     "Unchanged",
     "Rejected",
     "Errors",
+    "Reason",
 )
 
 

@@ -118,6 +118,11 @@ class UploadJob(BaseModel):
     unchanged: int = Field(description="rows already held with the same content: not written")
     rejected: int = Field(description="rows of rejected documents")
     errors: list[FieldError] = Field(description="every error so far, documents numbered as in the upload")
+    reason: str | None = Field(
+        default=None,
+        description="failed: the document (numbered as in the upload) and the error that failed it; "
+        "its later documents were not applied",
+    )
 
 
 SorPath = Annotated[

@@ -15,6 +15,17 @@
 -- upload_drain; 0: none waits) drains only in the off-hours window
 -- (Job.off_hours_check); smaller uploads behind it go first.
 --
+-- A poison document cannot block the drain: a batch whose apply raises
+-- (anything but a lock timeout, 1222, or a deadlock, 1205, which the runner
+-- retries) is rolled back and the batch returns normally; its documents'
+-- Attempts go up by one in a short transaction of their own. A document
+-- tried before goes alone in the next batch, so the failing one is found;
+-- when it has failed alone MaxAttempts times (setting, default 3) its upload
+-- is 'failed' with FailureReason 'document N: <error>' (runs of six or more
+-- digits masked: never a CPR number), its staged documents are removed (in
+-- statements of at most 3000 rows) and the drain goes on with the other
+-- uploads in the same run.
+--
 -- @Position is the keyset for a dry run (UploadId * 2^20 + the next DocNo):
 -- a dry run counts the batch it would apply and moves on; a real batch needs
 -- none (what it applied is gone from the stage) and reports the same.
@@ -39,6 +50,15 @@ BEGIN
     DECLARE @Errors nvarchar(2048) = N'';
     DECLARE @OffHoursRowsText nvarchar(4000);
     DECLARE @OffHoursRows int;
+    DECLARE @MaxAttemptsText nvarchar(4000);
+    DECLARE @MaxAttempts int;
+    DECLARE @Failed bit = 0;
+    DECLARE @ErrorText nvarchar(2000);
+    DECLARE @DigitRunAt int;
+    DECLARE @DigitRunLength int;
+    DECLARE @Attempts int;
+    DECLARE @Reason nvarchar(400);
+    DECLARE @Removed int;
     DECLARE @OffHours bit;
     DECLARE @LocalTime varchar(30);
     DECLARE @FromUpload bigint;
@@ -84,6 +104,12 @@ BEGIN
     WHERE s.JobName = 'upload_drain' AND s.Name = 'OffHoursRows';
     IF @OffHoursRowsText IS NULL OR @OffHoursRowsText = N'' OR LEN(@OffHoursRowsText) > 9 OR @OffHoursRowsText LIKE N'%[^0-9]%'
         SET @Errors += N'Setting OffHoursRows (Ops.Setting, job upload_drain) is missing or not a whole number of rows (0: no upload waits for off-hours). ';
+    SELECT @MaxAttemptsText = s.Value
+    FROM Ops.Setting AS s
+    WHERE s.JobName = 'upload_drain' AND s.Name = 'MaxAttempts';
+    IF @MaxAttemptsText IS NULL OR @MaxAttemptsText = N'' OR LEN(@MaxAttemptsText) > 4 OR @MaxAttemptsText LIKE N'%[^0-9]%'
+        OR TRY_CAST(@MaxAttemptsText AS int) < 1
+        SET @Errors += N'Setting MaxAttempts (Ops.Setting, job upload_drain) is missing or not 1 to 9999 attempts. ';
 
     ----------------------------------------------------------------------------
     -- Raise collected errors
@@ -91,6 +117,7 @@ BEGIN
     IF @Errors <> N''
         THROW 50001, @Errors, 1;
     SET @OffHoursRows = CAST(@OffHoursRowsText AS int);
+    SET @MaxAttempts = CAST(@MaxAttemptsText AS int);
     EXEC Job.off_hours_check @NowUtc = NULL, @OffHours = @OffHours OUTPUT, @LocalTime = @LocalTime OUTPUT;
     SET @FromUpload = CASE WHEN @Execute = 'N' THEN COALESCE(@Position / 1048576, 0) ELSE 0 END;
     SET @FromDoc = CASE WHEN @Execute = 'N' THEN CAST(COALESCE(@Position % 1048576, 0) AS int) ELSE 0 END;
@@ -126,11 +153,13 @@ BEGIN
     FROM (
         SELECT s.DocNo,
             SUM(s.DocRows) OVER (ORDER BY s.DocNo ROWS UNBOUNDED PRECEDING) - s.DocRows AS RowsBefore,
-            ROW_NUMBER() OVER (ORDER BY s.DocNo) AS Seq
+            ROW_NUMBER() OVER (ORDER BY s.DocNo) AS Seq,
+            SUM(CASE WHEN s.Attempts > 0 THEN 1 ELSE 0 END) OVER (ORDER BY s.DocNo ROWS UNBOUNDED PRECEDING) AS TriedUpTo
         FROM Upload.StagedDocument AS s
         WHERE s.UploadId = @UploadId AND s.DocNo >= @FromDoc
     ) AS x
-    WHERE x.RowsBefore < @BatchSize AND x.Seq <= @BatchSize;
+    -- a document tried before goes alone; the documents after one wait for the next batch
+    WHERE x.RowsBefore < @BatchSize AND x.Seq <= @BatchSize AND (x.Seq = 1 OR x.TriedUpTo = 0);
 
     SELECT @FirstDoc = MIN(b.DocNo), @LastDoc = MAX(b.DocNo), @Docs = COUNT(*), @Rows = COALESCE(SUM(s.DocRows), 0)
     FROM @Batch AS b
@@ -205,6 +234,61 @@ BEGIN
         BEGIN CATCH
             IF @@TRANCOUNT > 0
                 ROLLBACK TRANSACTION;
+            IF ERROR_NUMBER() IN (1205, 1222)
+                THROW;  -- the runner retries these
+            SET @ErrorText = RTRIM(LEFT(ERROR_MESSAGE(), 2000));
+            SET @Failed = 1;
+        END CATCH;
+    END;
+
+    ----------------------------------------------------------------------------
+    -- A batch that raised: count the attempt; fail the upload of a document
+    -- that failed alone MaxAttempts times (never a CPR number in the reason)
+    ----------------------------------------------------------------------------
+    IF @Failed = 1
+    BEGIN
+        SET @DigitRunAt = PATINDEX(N'%[0-9][0-9][0-9][0-9][0-9][0-9]%', @ErrorText);
+        WHILE @DigitRunAt > 0
+        BEGIN
+            SET @DigitRunLength = PATINDEX(N'%[^0-9]%', CONCAT(SUBSTRING(@ErrorText, @DigitRunAt, 2000), N'x')) - 1;
+            SET @ErrorText = STUFF(@ErrorText, @DigitRunAt, @DigitRunLength, REPLICATE(N'#', @DigitRunLength));
+            SET @DigitRunAt = PATINDEX(N'%[0-9][0-9][0-9][0-9][0-9][0-9]%', @ErrorText);
+        END;
+
+        BEGIN TRY
+            BEGIN TRANSACTION;
+
+            UPDATE s
+            SET Attempts = s.Attempts + 1
+            FROM Upload.StagedDocument AS s
+            WHERE s.UploadId = @UploadId AND s.DocNo BETWEEN @FirstDoc AND @LastDoc;
+            SELECT @Attempts = MAX(s.Attempts)
+            FROM Upload.StagedDocument AS s
+            WHERE s.UploadId = @UploadId AND s.DocNo BETWEEN @FirstDoc AND @LastDoc;
+
+            IF @Docs = 1 AND @Attempts >= @MaxAttempts
+            BEGIN
+                SET @Reason = LEFT(CONCAT(N'document ', @FirstDoc, N': ', @ErrorText), 400);
+                SET @Clock = SYSUTCDATETIME();
+                UPDATE u
+                SET Status = 'failed', FailureReason = @Reason,
+                    StartedUtc = COALESCE(u.StartedUtc, @Clock), FinishedUtc = @Clock
+                FROM PLSP.Upload AS u
+                WHERE u.UploadId = @UploadId;
+                SET @Removed = 3000;
+                WHILE @Removed = 3000
+                BEGIN
+                    DELETE TOP (3000) FROM Upload.StagedDocument
+                    WHERE UploadId = @UploadId;
+                    SET @Removed = @@ROWCOUNT;
+                END;
+            END;
+
+            COMMIT TRANSACTION;
+        END TRY
+        BEGIN CATCH
+            IF @@TRANCOUNT > 0
+                ROLLBACK TRANSACTION;
             THROW;
         END CATCH;
     END;
@@ -224,10 +308,18 @@ BEGIN
                     AND (@Execute = 'Y' OR u.UploadId > @UploadId OR (u.UploadId = @UploadId AND s.DocNo > @LastDoc))
             )
     ) THEN 0 ELSE 1 END;
-    SET @Note = CONCAT(
-        CASE WHEN @Execute = 'Y' THEN N'applied ' ELSE N'would apply ' END,
+    SET @Note = LEFT(CONCAT(
+        CASE WHEN @Failed = 1 THEN N'raised on ' WHEN @Execute = 'Y' THEN N'applied ' ELSE N'would apply ' END,
         N'documents ', @FirstDoc, N'-', @LastDoc, N' (', @Docs, N', ', @Rows, N' rows) of upload ', @UploadId,
-        CASE WHEN @Execute = 'Y' THEN CONCAT(N': ', @Inserted, N' inserted, ', @Updated, N' updated, ',
-            @Unchanged, N' unchanged, ', @RejectedDocuments, N' documents rejected') END
-    );
+        CASE
+            WHEN @Failed = 1 AND @Docs = 1 AND @Attempts >= @MaxAttempts THEN CONCAT(
+                N' (attempt ', @Attempts, N' of ', @MaxAttempts, N'): upload failed, its staged documents removed: ',
+                @ErrorText)
+            WHEN @Failed = 1 THEN CONCAT(N' (attempt ', @Attempts, N' of ', @MaxAttempts, N'), rolled back: ', @ErrorText)
+            WHEN @Execute = 'Y' THEN CONCAT(N': ', @Inserted, N' inserted, ', @Updated, N' updated, ',
+                @Unchanged, N' unchanged, ', @RejectedDocuments, N' documents rejected')
+        END
+    ), 400);
+    IF @Failed = 1
+        SET @Rows = 0;  -- nothing applied
 END;

@@ -4,7 +4,9 @@
 -- 'running' (the drain has begun), 'done' or 'failed'; the documents
 -- received and applied so far, the rows inserted, updated, unchanged and
 -- rejected so far, and its errors so far (a JSON array as Upload.upload_data
--- returns them, the documents numbered as in the upload, at most about 1000).
+-- returns them, the documents numbered as in the upload, at most about 1000);
+-- for a failed upload @Reason, the document and the error that failed it
+-- (Job.upload_drain_batch; never a CPR number).
 -- Another clinic's upload, or none with that id, gives @State NULL: the
 -- caller cannot tell the two apart. Reads only; ownership chaining reaches
 -- PLSP.Upload for flp_lps.
@@ -21,7 +23,8 @@ CREATE OR ALTER PROCEDURE Upload.upload_job_status
     @Updated int = NULL OUTPUT,
     @Unchanged int = NULL OUTPUT,
     @Rejected int = NULL OUTPUT,
-    @Errors nvarchar(MAX) = NULL OUTPUT
+    @Errors nvarchar(MAX) = NULL OUTPUT,
+    @Reason nvarchar(400) = NULL OUTPUT
 AS
 BEGIN
     SET NOCOUNT, XACT_ABORT ON;
@@ -57,7 +60,8 @@ BEGIN
         @Updated = u.RowsUpdated,
         @Unchanged = u.RowsUnchanged,
         @Rejected = u.RowsRejected,
-        @Errors = COALESCE(u.Errors, N'[]')
+        @Errors = COALESCE(u.Errors, N'[]'),
+        @Reason = u.FailureReason
     FROM PLSP.Upload AS u
     WHERE u.UploadId = @UploadId AND u.SorCode = @SorCode;
 END;

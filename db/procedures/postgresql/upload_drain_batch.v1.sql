@@ -15,6 +15,16 @@
 -- upload_drain; 0: none waits) drains only in the off-hours window
 -- (Job.off_hours_check); smaller uploads behind it go first.
 --
+-- A poison document cannot block the drain: a batch whose apply raises
+-- (anything but a lock timeout or a deadlock, which the runner retries) is
+-- rolled back and the batch returns normally; its documents' Attempts go up
+-- by one, committed by the runner. A document tried before goes alone in
+-- the next batch, so the failing one is found; when it has failed alone
+-- MaxAttempts times (setting, default 3) its upload is 'failed' with
+-- FailureReason 'document N: <error>' (runs of six or more digits masked:
+-- never a CPR number), its staged documents are removed (in statements of at
+-- most 3000 rows) and the drain goes on with the other uploads in the same run.
+--
 -- p_Position is the keyset for a dry run (UploadId * 2^20 + the next DocNo):
 -- a dry run counts the batch it would apply and moves on; a real batch needs
 -- none (what it applied is gone from the stage) and reports the same.
@@ -24,7 +34,10 @@
 -- PostgreSQL differences from the T-SQL twin, forced by the engine: no
 -- IMPLICIT_TRANSACTIONS, DEADLOCK_PRIORITY or LOCK_TIMEOUT to set (the runner
 -- sets lock_timeout), no transaction control; jsonb rebuilds the errors
--- (T-SQL: OPENJSON and FOR JSON); Job.off_hours_check is called by a dynamic
+-- (T-SQL: OPENJSON and FOR JSON); the apply is a block with an EXCEPTION
+-- clause (a subtransaction) and the failure is recorded after it in the
+-- runner's transaction (T-SQL: ROLLBACK in CATCH, then its own short
+-- transaction); Job.off_hours_check is called by a dynamic
 -- CALL (T-SQL: named arguments), so either of its versions answers.
 CREATE PROCEDURE Job.upload_drain_batch(
     p_BatchSize integer,
@@ -42,6 +55,14 @@ DECLARE
     v_Errors text := '';
     v_OffHoursRowsText text;
     v_OffHoursRows integer;
+    v_MaxAttemptsText text;
+    v_MaxAttempts integer;
+    v_Failed boolean := false;
+    v_ErrorText text;
+    v_DigitRun text;
+    v_Attempts integer;
+    v_Reason varchar(400);
+    v_Removed integer;
     v_OffHours boolean;
     v_LocalTime varchar(30);
     v_FromUpload bigint;
@@ -89,6 +110,12 @@ BEGIN
     IF v_OffHoursRowsText IS NULL OR v_OffHoursRowsText !~ '^[0-9]{1,9}$' THEN
         v_Errors := v_Errors || 'Setting OffHoursRows (Ops.Setting, job upload_drain) is missing or not a whole number of rows (0: no upload waits for off-hours). ';
     END IF;
+    SELECT s.Value INTO v_MaxAttemptsText
+    FROM Ops.Setting AS s
+    WHERE s.JobName = 'upload_drain' AND s.Name = 'MaxAttempts';
+    IF v_MaxAttemptsText IS NULL OR v_MaxAttemptsText !~ '^[0-9]{1,4}$' OR v_MaxAttemptsText::integer < 1 THEN
+        v_Errors := v_Errors || 'Setting MaxAttempts (Ops.Setting, job upload_drain) is missing or not 1 to 9999 attempts. ';
+    END IF;
 
     ----------------------------------------------------------------------------
     -- Raise collected errors
@@ -97,6 +124,7 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'FL001', MESSAGE = v_Errors;
     END IF;
     v_OffHoursRows := v_OffHoursRowsText::integer;
+    v_MaxAttempts := v_MaxAttemptsText::integer;
     -- A top-level CALL, its first two outputs taken: the same for off_hours_check version 1 and
     -- version 2 (which adds the output p_Holiday), as the T-SQL twin's named arguments are.
     EXECUTE 'CALL Job.off_hours_check(NULL)' INTO v_OffHours, v_LocalTime;
@@ -135,49 +163,98 @@ BEGIN
     FROM (
         SELECT s.DocNo, s.DocRows,
             sum(s.DocRows) OVER (ORDER BY s.DocNo) - s.DocRows AS RowsBefore,
-            row_number() OVER (ORDER BY s.DocNo) AS Seq
+            row_number() OVER (ORDER BY s.DocNo) AS Seq,
+            sum(CASE WHEN s.Attempts > 0 THEN 1 ELSE 0 END) OVER (ORDER BY s.DocNo) AS TriedUpTo
         FROM Upload.StagedDocument AS s
         WHERE s.UploadId = v_UploadId AND s.DocNo >= v_FromDoc
     ) AS x
-    WHERE x.RowsBefore < p_BatchSize AND x.Seq <= p_BatchSize;
+    -- a document tried before goes alone; the documents after one wait for the next batch
+    WHERE x.RowsBefore < p_BatchSize AND x.Seq <= p_BatchSize AND (x.Seq = 1 OR x.TriedUpTo = 0);
 
     ----------------------------------------------------------------------------
     -- Do the work: apply, number the errors as in the upload, unstage, finish
     ----------------------------------------------------------------------------
     IF p_Execute = 'Y' THEN
-        SELECT '{"patients":[' || string_agg(s.Document, ',' ORDER BY s.DocNo) || ']}' INTO v_Document
+        BEGIN
+            SELECT '{"patients":[' || string_agg(s.Document, ',' ORDER BY s.DocNo) || ']}' INTO v_Document
+            FROM Upload.StagedDocument AS s
+            WHERE s.UploadId = v_UploadId AND s.DocNo BETWEEN v_FirstDoc AND v_LastDoc;
+
+            CALL Upload.upload_data(
+                v_SorCode, v_Ydernummer, v_Document, NULL, 'Y', v_UploadId,
+                v_Result, v_Documents, v_RejectedDocuments, v_Inserted, v_Updated, v_Unchanged, v_Rejected,
+                v_BatchErrors, v_AppliedUploadId
+            );
+
+            UPDATE PLSP.Upload AS u
+            SET Errors = (coalesce(u.Errors, '[]')::jsonb || (
+                SELECT coalesce(jsonb_agg(jsonb_set(e.j, '{document}', to_jsonb(b.DocNo)) ORDER BY e.ord), '[]'::jsonb)
+                FROM jsonb_array_elements(v_BatchErrors::jsonb) WITH ORDINALITY AS e (j, ord)
+                INNER JOIN (
+                    SELECT s.DocNo, (row_number() OVER (ORDER BY s.DocNo) - 1)::integer AS Ord
+                    FROM Upload.StagedDocument AS s
+                    WHERE s.UploadId = v_UploadId AND s.DocNo BETWEEN v_FirstDoc AND v_LastDoc
+                ) AS b ON b.Ord = (e.j ->> 'document')::integer
+            ))::text
+            WHERE u.UploadId = v_UploadId AND v_BatchErrors <> '[]'
+                AND jsonb_array_length(coalesce(u.Errors, '[]')::jsonb) < 1000;
+
+            DELETE FROM Upload.StagedDocument AS s
+            WHERE s.UploadId = v_UploadId AND s.DocNo BETWEEN v_FirstDoc AND v_LastDoc;
+
+            v_Clock := date_trunc('milliseconds', clock_timestamp() AT TIME ZONE 'UTC');
+            v_Left := EXISTS (SELECT 1 FROM Upload.StagedDocument AS s WHERE s.UploadId = v_UploadId);
+            UPDATE PLSP.Upload AS u
+            SET StartedUtc = coalesce(u.StartedUtc, v_Clock),
+                Status = CASE WHEN v_Left THEN u.Status ELSE 'done' END,
+                FinishedUtc = CASE WHEN v_Left THEN u.FinishedUtc ELSE v_Clock END
+            WHERE u.UploadId = v_UploadId;
+        EXCEPTION
+            WHEN lock_not_available OR deadlock_detected THEN
+                RAISE;  -- the runner rolls back and retries these
+            WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS v_ErrorText = MESSAGE_TEXT;
+                v_Failed := true;
+        END;
+    END IF;
+
+    ----------------------------------------------------------------------------
+    -- A batch that raised: count the attempt; fail the upload of a document
+    -- that failed alone MaxAttempts times (never a CPR number in the reason)
+    ----------------------------------------------------------------------------
+    IF v_Failed THEN
+        v_ErrorText := rtrim(left(v_ErrorText, 2000));
+        v_DigitRun := substring(v_ErrorText FROM '[0-9]{6,}');
+        WHILE v_DigitRun IS NOT NULL LOOP
+            v_ErrorText := overlay(v_ErrorText PLACING repeat('#', length(v_DigitRun))
+                FROM position(v_DigitRun IN v_ErrorText) FOR length(v_DigitRun));
+            v_DigitRun := substring(v_ErrorText FROM '[0-9]{6,}');
+        END LOOP;
+
+        UPDATE Upload.StagedDocument AS s
+        SET Attempts = s.Attempts + 1
+        WHERE s.UploadId = v_UploadId AND s.DocNo BETWEEN v_FirstDoc AND v_LastDoc;
+        SELECT max(s.Attempts) INTO v_Attempts
         FROM Upload.StagedDocument AS s
         WHERE s.UploadId = v_UploadId AND s.DocNo BETWEEN v_FirstDoc AND v_LastDoc;
 
-        CALL Upload.upload_data(
-            v_SorCode, v_Ydernummer, v_Document, NULL, 'Y', v_UploadId,
-            v_Result, v_Documents, v_RejectedDocuments, v_Inserted, v_Updated, v_Unchanged, v_Rejected,
-            v_BatchErrors, v_AppliedUploadId
-        );
-
-        UPDATE PLSP.Upload AS u
-        SET Errors = (coalesce(u.Errors, '[]')::jsonb || (
-            SELECT coalesce(jsonb_agg(jsonb_set(e.j, '{document}', to_jsonb(b.DocNo)) ORDER BY e.ord), '[]'::jsonb)
-            FROM jsonb_array_elements(v_BatchErrors::jsonb) WITH ORDINALITY AS e (j, ord)
-            INNER JOIN (
-                SELECT s.DocNo, (row_number() OVER (ORDER BY s.DocNo) - 1)::integer AS Ord
-                FROM Upload.StagedDocument AS s
-                WHERE s.UploadId = v_UploadId AND s.DocNo BETWEEN v_FirstDoc AND v_LastDoc
-            ) AS b ON b.Ord = (e.j ->> 'document')::integer
-        ))::text
-        WHERE u.UploadId = v_UploadId AND v_BatchErrors <> '[]'
-            AND jsonb_array_length(coalesce(u.Errors, '[]')::jsonb) < 1000;
-
-        DELETE FROM Upload.StagedDocument AS s
-        WHERE s.UploadId = v_UploadId AND s.DocNo BETWEEN v_FirstDoc AND v_LastDoc;
-
-        v_Clock := date_trunc('milliseconds', clock_timestamp() AT TIME ZONE 'UTC');
-        v_Left := EXISTS (SELECT 1 FROM Upload.StagedDocument AS s WHERE s.UploadId = v_UploadId);
-        UPDATE PLSP.Upload AS u
-        SET StartedUtc = coalesce(u.StartedUtc, v_Clock),
-            Status = CASE WHEN v_Left THEN u.Status ELSE 'done' END,
-            FinishedUtc = CASE WHEN v_Left THEN u.FinishedUtc ELSE v_Clock END
-        WHERE u.UploadId = v_UploadId;
+        IF v_Docs = 1 AND v_Attempts >= v_MaxAttempts THEN
+            v_Reason := left(format('document %s: %s', v_FirstDoc, v_ErrorText), 400);
+            v_Clock := date_trunc('milliseconds', clock_timestamp() AT TIME ZONE 'UTC');
+            UPDATE PLSP.Upload AS u
+            SET Status = 'failed', FailureReason = v_Reason,
+                StartedUtc = coalesce(u.StartedUtc, v_Clock), FinishedUtc = v_Clock
+            WHERE u.UploadId = v_UploadId;
+            LOOP
+                DELETE FROM Upload.StagedDocument AS s
+                WHERE s.UploadId = v_UploadId AND s.DocNo IN (
+                    SELECT t.DocNo FROM Upload.StagedDocument AS t
+                    WHERE t.UploadId = v_UploadId ORDER BY t.DocNo LIMIT 3000
+                );
+                GET DIAGNOSTICS v_Removed = ROW_COUNT;
+                EXIT WHEN v_Removed < 3000;
+            END LOOP;
+        END IF;
     END IF;
 
     ----------------------------------------------------------------------------
@@ -195,11 +272,20 @@ BEGIN
                     AND (p_Execute = 'Y' OR u.UploadId > v_UploadId OR (u.UploadId = v_UploadId AND s.DocNo > v_LastDoc))
             )
     );
-    p_Note := concat(
-        CASE WHEN p_Execute = 'Y' THEN 'applied ' ELSE 'would apply ' END,
+    p_Note := left(concat(
+        CASE WHEN v_Failed THEN 'raised on ' WHEN p_Execute = 'Y' THEN 'applied ' ELSE 'would apply ' END,
         'documents ', v_FirstDoc, '-', v_LastDoc, ' (', v_Docs, ', ', p_Rows, ' rows) of upload ', v_UploadId,
-        CASE WHEN p_Execute = 'Y' THEN concat(': ', v_Inserted, ' inserted, ', v_Updated, ' updated, ',
-            v_Unchanged, ' unchanged, ', v_RejectedDocuments, ' documents rejected') END
-    );
+        CASE
+            WHEN v_Failed AND v_Docs = 1 AND v_Attempts >= v_MaxAttempts THEN concat(
+                ' (attempt ', v_Attempts, ' of ', v_MaxAttempts, '): upload failed, its staged documents removed: ',
+                v_ErrorText)
+            WHEN v_Failed THEN concat(' (attempt ', v_Attempts, ' of ', v_MaxAttempts, '), rolled back: ', v_ErrorText)
+            WHEN p_Execute = 'Y' THEN concat(': ', v_Inserted, ' inserted, ', v_Updated, ' updated, ',
+                v_Unchanged, ' unchanged, ', v_RejectedDocuments, ' documents rejected')
+        END
+    ), 400);
+    IF v_Failed THEN
+        p_Rows := 0;  -- nothing applied
+    END IF;
 END;
 $$;

@@ -4,7 +4,9 @@
 -- 'running' (the drain has begun), 'done' or 'failed'; the documents
 -- received and applied so far, the rows inserted, updated, unchanged and
 -- rejected so far, and its errors so far (a JSON array as Upload.upload_data
--- returns them, the documents numbered as in the upload, at most about 1000).
+-- returns them, the documents numbered as in the upload, at most about 1000);
+-- for a failed upload p_Reason, the document and the error that failed it
+-- (Job.upload_drain_batch; never a CPR number).
 -- Another clinic's upload, or none with that id, gives p_State NULL: the
 -- caller cannot tell the two apart. Reads only.
 CREATE PROCEDURE Upload.upload_job_status(
@@ -20,7 +22,8 @@ CREATE PROCEDURE Upload.upload_job_status(
     INOUT p_Updated integer DEFAULT NULL,
     INOUT p_Unchanged integer DEFAULT NULL,
     INOUT p_Rejected integer DEFAULT NULL,
-    INOUT p_Errors text DEFAULT NULL
+    INOUT p_Errors text DEFAULT NULL,
+    INOUT p_Reason varchar(400) DEFAULT NULL
 )
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -51,9 +54,10 @@ BEGIN
     ----------------------------------------------------------------------------
     SELECT CASE WHEN u.Status = 'queued' AND u.StartedUtc IS NOT NULL THEN 'running' ELSE u.Status END,
         u.ReceivedUtc, u.FinishedUtc, coalesce(u.DocumentsTotal, u.Documents), u.Documents, u.RejectedDocuments,
-        u.RowsInserted, u.RowsUpdated, u.RowsUnchanged, u.RowsRejected, coalesce(u.Errors, '[]')
+        u.RowsInserted, u.RowsUpdated, u.RowsUnchanged, u.RowsRejected, coalesce(u.Errors, '[]'),
+        u.FailureReason
     INTO p_State, p_ReceivedUtc, p_FinishedUtc, p_DocumentsTotal, p_Documents, p_RejectedDocuments,
-        p_Inserted, p_Updated, p_Unchanged, p_Rejected, p_Errors
+        p_Inserted, p_Updated, p_Unchanged, p_Rejected, p_Errors, p_Reason
     FROM PLSP.Upload AS u
     WHERE u.UploadId = p_UploadId AND u.SorCode = p_SorCode;
 END;

@@ -4,5 +4,5 @@ DROP TABLE Upload.StagedDocument;
 GO
 
 ALTER TABLE PLSP.Upload DROP CONSTRAINT DF_Upload_FullResync;
-ALTER TABLE PLSP.Upload DROP COLUMN DocumentsTotal, RowsTotal, FullResync, StartedUtc;
+ALTER TABLE PLSP.Upload DROP COLUMN DocumentsTotal, RowsTotal, FullResync, StartedUtc, FailureReason;
 GO

@@ -14,7 +14,8 @@ ALTER TABLE PLSP.Upload
     ADD COLUMN DocumentsTotal integer NULL,        -- queued uploads: documents received
     ADD COLUMN RowsTotal integer NULL,             -- queued uploads: rows received
     ADD COLUMN FullResync boolean NOT NULL DEFAULT false,
-    ADD COLUMN StartedUtc timestamp(3) NULL;      -- queued uploads: the drain's first batch
+    ADD COLUMN StartedUtc timestamp(3) NULL,      -- queued uploads: the drain's first batch
+    ADD COLUMN FailureReason varchar(400) NULL;   -- failed uploads: the document and the error (never a CPR number)
 
 ------------------------------------------------------------------------------
 -- Staged documents of queued uploads, until Job.upload_drain applies them
@@ -24,6 +25,7 @@ CREATE TABLE Upload.StagedDocument (
     DocNo integer NOT NULL,                        -- 0-based index in the upload, as errors name it
     DocRows integer NOT NULL,                     -- rows in the document (the drain's batch budget)
     Document text NOT NULL,                        -- one patient document (JSON); personal data
+    Attempts integer NOT NULL DEFAULT 0,           -- drain batches holding it that raised (rolled back)
     CONSTRAINT PK_StagedDocument PRIMARY KEY (UploadId, DocNo),
     CONSTRAINT FK_StagedDocument_Upload FOREIGN KEY (UploadId) REFERENCES PLSP.Upload (UploadId)
 );
@@ -35,4 +37,6 @@ INSERT INTO Ops.Setting (JobName, Name, Value, Description) VALUES
     ('upload_drain', 'OffHoursRows', '200000',
      'a queued upload with more rows than this waits for the off-hours window (Job.off_hours_check); 0: never waits'),
     ('upload_drain', 'SleepFactor', '1.0',
-     'sleep this many times each batch''s duration: a drain leaves the database half idle for interactive uploads');
+     'sleep this many times each batch''s duration: a drain leaves the database half idle for interactive uploads'),
+    ('upload_drain', 'MaxAttempts', '3',
+     'a staged document whose batch raised this many times (the last ones alone) fails its upload; the drain goes on with the others');
