@@ -20,7 +20,7 @@ from orchestrator.http.settings import from_settings
 from tests.support.archive import wait_for
 from tests.support.engine import set_setting
 from tests.support.http import SOR, YDERNUMMER, http_settings, make_keys, serving
-from tests.support.sql import scalar
+from tests.support.sql import execute, scalar
 from tests.support.uploads import load_relevant
 from tests.test_http_auth import request
 from tests.test_upload_bulk import CPRS, bad_document, document, drain, table_counts
@@ -267,3 +267,23 @@ def test_bulk_work_never_takes_an_interactive_slot(bulk_db, keys, logs):
         status, _, body = request(uploads_url(base), keys.token(), document(10, extra_values=1))
         assert status == 429 and body["type"].endswith("busy")
     app.state.guard.slots.release()
+
+
+def test_a_poison_document_fails_its_job_with_a_reason_and_the_other_clinics_job_is_done(bulk_db, keys, logs):
+    db = bulk_db
+    with serving(app_for(keys, db)) as base:
+        token, other_token = keys.token(), keys.token(sor=OTHER_SOR)
+        _, headers, _ = request(uploads_url(base), token, {"patients": DOCS})
+        _, other_headers, _ = request(uploads_url(base, OTHER_SOR), other_token, {"patients": DOCS[:4]})
+        job_id = int(headers["location"].rsplit("/", 1)[1])
+        # A staged document the database cannot read as JSON: every batch holding it raises.
+        unreadable = "UPDATE Upload.StagedDocument SET Document = '{' WHERE UploadId = ? AND DocNo = 2"
+        execute(db, unreadable, (job_id,))
+
+        assert drain(db) == "succeeded"
+        status, _, job = request(base + headers["location"], token, method="GET", body=None)
+        assert status == 200 and (job["state"], job["documents"], job["inserted"]) == ("failed", 2, 6)
+        assert job["reason"].startswith("document 2: ") and job["finishedUtc"]
+        status, _, other = request(base + other_headers["location"], other_token, method="GET", body=None)
+        assert status == 200 and (other["state"], other["documents"], other["reason"]) == ("done", 4, None)
+        assert table_counts(db)[2] == 0
