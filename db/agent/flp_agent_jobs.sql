@@ -36,7 +36,9 @@ DECLARE @StepDatabase sysname = N'master';
 -- archive_aim: daily at 00:00 Europe/Copenhagen
 DECLARE @JobName sysname = N'FLP fallback: archive_aim';
 DECLARE @Description nvarchar(512) = N'FLP job archive_aim (daily at 00:00 Europe/Copenhagen) when no orchestrator beats; flp db agent-script';
-DECLARE @Command nvarchar(MAX) = N'SET NOCOUNT ON;
+DECLARE @Command nvarchar(MAX) = N'-- An Agent T-SQL step may start with QUOTED_IDENTIFIER OFF: set what filtered indexes need.
+SET NOCOUNT, QUOTED_IDENTIFIER, ANSI_NULLS, ANSI_PADDING, ANSI_WARNINGS, ARITHABORT,
+    CONCAT_NULL_YIELDS_NULL ON;
 DECLARE @Due char(1), @Reason varchar(40), @JobRunId bigint, @Result varchar(20),
     @RowsAffected bigint,
     @Host nvarchar(128) = COALESCE(
@@ -112,7 +114,9 @@ DECLARE @StepDatabase sysname = N'master';
 -- session_purge: every 10 minutes
 DECLARE @JobName sysname = N'FLP fallback: session_purge';
 DECLARE @Description nvarchar(512) = N'FLP job session_purge (every 10 minutes) when no orchestrator beats; flp db agent-script';
-DECLARE @Command nvarchar(MAX) = N'SET NOCOUNT ON;
+DECLARE @Command nvarchar(MAX) = N'-- An Agent T-SQL step may start with QUOTED_IDENTIFIER OFF: set what filtered indexes need.
+SET NOCOUNT, QUOTED_IDENTIFIER, ANSI_NULLS, ANSI_PADDING, ANSI_WARNINGS, ARITHABORT,
+    CONCAT_NULL_YIELDS_NULL ON;
 DECLARE @Due char(1), @Reason varchar(40), @JobRunId bigint, @Result varchar(20),
     @RowsAffected bigint,
     @Host nvarchar(128) = COALESCE(
@@ -188,7 +192,9 @@ DECLARE @StepDatabase sysname = N'master';
 -- log_cleanup: daily at 01:00 Europe/Copenhagen
 DECLARE @JobName sysname = N'FLP fallback: log_cleanup';
 DECLARE @Description nvarchar(512) = N'FLP job log_cleanup (daily at 01:00 Europe/Copenhagen) when no orchestrator beats; flp db agent-script';
-DECLARE @Command nvarchar(MAX) = N'SET NOCOUNT ON;
+DECLARE @Command nvarchar(MAX) = N'-- An Agent T-SQL step may start with QUOTED_IDENTIFIER OFF: set what filtered indexes need.
+SET NOCOUNT, QUOTED_IDENTIFIER, ANSI_NULLS, ANSI_PADDING, ANSI_WARNINGS, ARITHABORT,
+    CONCAT_NULL_YIELDS_NULL ON;
 DECLARE @Due char(1), @Reason varchar(40), @JobRunId bigint, @Result varchar(20),
     @RowsAffected bigint,
     @Host nvarchar(128) = COALESCE(
@@ -264,7 +270,9 @@ DECLARE @StepDatabase sysname = N'master';
 -- convert_values: every 5 minutes
 DECLARE @JobName sysname = N'FLP fallback: convert_values';
 DECLARE @Description nvarchar(512) = N'FLP job convert_values (every 5 minutes) when no orchestrator beats; flp db agent-script';
-DECLARE @Command nvarchar(MAX) = N'SET NOCOUNT ON;
+DECLARE @Command nvarchar(MAX) = N'-- An Agent T-SQL step may start with QUOTED_IDENTIFIER OFF: set what filtered indexes need.
+SET NOCOUNT, QUOTED_IDENTIFIER, ANSI_NULLS, ANSI_PADDING, ANSI_WARNINGS, ARITHABORT,
+    CONCAT_NULL_YIELDS_NULL ON;
 DECLARE @Due char(1), @Reason varchar(40), @JobRunId bigint, @Result varchar(20),
     @RowsAffected bigint,
     @Host nvarchar(128) = COALESCE(
@@ -340,7 +348,9 @@ DECLARE @StepDatabase sysname = N'master';
 -- convert_invalid_values: daily at 03:00 Europe/Copenhagen
 DECLARE @JobName sysname = N'FLP fallback: convert_invalid_values';
 DECLARE @Description nvarchar(512) = N'FLP job convert_invalid_values (daily at 03:00 Europe/Copenhagen) when no orchestrator beats; flp db agent-script';
-DECLARE @Command nvarchar(MAX) = N'SET NOCOUNT ON;
+DECLARE @Command nvarchar(MAX) = N'-- An Agent T-SQL step may start with QUOTED_IDENTIFIER OFF: set what filtered indexes need.
+SET NOCOUNT, QUOTED_IDENTIFIER, ANSI_NULLS, ANSI_PADDING, ANSI_WARNINGS, ARITHABORT,
+    CONCAT_NULL_YIELDS_NULL ON;
 DECLARE @Due char(1), @Reason varchar(40), @JobRunId bigint, @Result varchar(20),
     @RowsAffected bigint,
     @Host nvarchar(128) = COALESCE(
@@ -416,7 +426,9 @@ DECLARE @StepDatabase sysname = N'master';
 -- check_inclusion: every minute
 DECLARE @JobName sysname = N'FLP fallback: check_inclusion';
 DECLARE @Description nvarchar(512) = N'FLP job check_inclusion (every minute) when no orchestrator beats; flp db agent-script';
-DECLARE @Command nvarchar(MAX) = N'SET NOCOUNT ON;
+DECLARE @Command nvarchar(MAX) = N'-- An Agent T-SQL step may start with QUOTED_IDENTIFIER OFF: set what filtered indexes need.
+SET NOCOUNT, QUOTED_IDENTIFIER, ANSI_NULLS, ANSI_PADDING, ANSI_WARNINGS, ARITHABORT,
+    CONCAT_NULL_YIELDS_NULL ON;
 DECLARE @Due char(1), @Reason varchar(40), @JobRunId bigint, @Result varchar(20),
     @RowsAffected bigint,
     @Host nvarchar(128) = COALESCE(
@@ -492,7 +504,9 @@ DECLARE @StepDatabase sysname = N'master';
 -- ops_retention: daily at 02:30 Europe/Copenhagen
 DECLARE @JobName sysname = N'FLP fallback: ops_retention';
 DECLARE @Description nvarchar(512) = N'FLP job ops_retention (daily at 02:30 Europe/Copenhagen) when no orchestrator beats; flp db agent-script';
-DECLARE @Command nvarchar(MAX) = N'SET NOCOUNT ON;
+DECLARE @Command nvarchar(MAX) = N'-- An Agent T-SQL step may start with QUOTED_IDENTIFIER OFF: set what filtered indexes need.
+SET NOCOUNT, QUOTED_IDENTIFIER, ANSI_NULLS, ANSI_PADDING, ANSI_WARNINGS, ARITHABORT,
+    CONCAT_NULL_YIELDS_NULL ON;
 DECLARE @Due char(1), @Reason varchar(40), @JobRunId bigint, @Result varchar(20),
     @RowsAffected bigint,
     @Host nvarchar(128) = COALESCE(
@@ -568,7 +582,9 @@ DECLARE @StepDatabase sysname = N'master';
 -- upload_drain: every minute
 DECLARE @JobName sysname = N'FLP fallback: upload_drain';
 DECLARE @Description nvarchar(512) = N'FLP job upload_drain (every minute) when no orchestrator beats; flp db agent-script';
-DECLARE @Command nvarchar(MAX) = N'SET NOCOUNT ON;
+DECLARE @Command nvarchar(MAX) = N'-- An Agent T-SQL step may start with QUOTED_IDENTIFIER OFF: set what filtered indexes need.
+SET NOCOUNT, QUOTED_IDENTIFIER, ANSI_NULLS, ANSI_PADDING, ANSI_WARNINGS, ARITHABORT,
+    CONCAT_NULL_YIELDS_NULL ON;
 DECLARE @Due char(1), @Reason varchar(40), @JobRunId bigint, @Result varchar(20),
     @RowsAffected bigint,
     @Host nvarchar(128) = COALESCE(

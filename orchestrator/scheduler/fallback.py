@@ -194,7 +194,9 @@ def agent_command(job: Job, database: str = "FLP") -> str:
     timing = f"@EverySeconds = {period}" if period is not None else f"@DailyAt = '{daily_at}'"
     db = _bracket(database)
     return (
-        "SET NOCOUNT ON;\n"
+        "-- An Agent T-SQL step may start with QUOTED_IDENTIFIER OFF: set what filtered indexes need.\n"
+        "SET NOCOUNT, QUOTED_IDENTIFIER, ANSI_NULLS, ANSI_PADDING, ANSI_WARNINGS, ARITHABORT,\n"
+        "    CONCAT_NULL_YIELDS_NULL ON;\n"
         "DECLARE @Due char(1), @Reason varchar(40), @JobRunId bigint, @Result varchar(20),\n"
         "    @RowsAffected bigint,\n"
         "    @Host nvarchar(128) = COALESCE(\n"
