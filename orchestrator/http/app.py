@@ -67,6 +67,15 @@ def create_app(settings: HttpSettings | None, db: Database | None, limits: Limit
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    default_openapi = app.openapi
+
+    def openapi() -> dict:
+        """FastAPI's document, with the upload body declared (the handler validates it off the event loop)."""
+        if app.openapi_schema is None:
+            app.openapi_schema = uploads.with_declared_body(default_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi
     return app
 
 
