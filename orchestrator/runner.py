@@ -75,6 +75,7 @@ def run_job(
         except Exception as exc:
             message = describe_error(exc)
             try:
+                _roll_back_leftover(db, conn)
                 # Finishes the run row and frees the lock if the procedure could not.
                 db.call(conn, "Job.job_run_fail", {"JobName": job.name, "Message": message})
             except Exception:
@@ -106,3 +107,16 @@ def run_job(
         },
     )
     return result
+
+
+def _roll_back_leftover(db, conn) -> None:
+    """Roll back a transaction a failed procedure left open on SQL Server (XACT_ABORT ends most
+    errors' transactions, not every one), for Job.job_run_fail v3 refuses to run inside one.
+    On PostgreSQL an autocommit CALL that failed leaves none."""
+    if db.kind != "mssql":
+        return
+    cursor = conn.cursor()
+    try:
+        cursor.execute("IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION;")
+    finally:
+        cursor.close()
