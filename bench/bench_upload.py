@@ -314,6 +314,12 @@ def main() -> int:
                 f"{p99_busy / p99_idle:.2f}" if p99_idle else "-",
             ),
             (
+                "small uploads p50 / p90, during / idle",
+                f"{percentile(busy_lat, 0.5):.1f} / {percentile(busy_lat, 0.9):.1f} ms",
+                f"{percentile(idle, 0.5):.1f} / {percentile(idle, 0.9):.1f} ms",
+                f"{percentile(busy_lat, 0.9) / percentile(idle, 0.9):.2f}" if idle else "-",
+            ),
+            (
                 "second resync (with the small uploads)",
                 f"{busy_s:.2f} s",
                 "",
