@@ -8,7 +8,11 @@
 -- documents through Upload.upload_data and deletes them from the stage. A
 -- queued upload with more rows than the setting OffHoursRows waits for the
 -- off-hours window (Job.off_hours_check); while the health gate is closed no
--- batch starts, so new bulk work waits and interactive uploads go on.
+-- batch starts, so new bulk work waits and interactive uploads go on. A
+-- batch that raises is rolled back and counted against its documents; a
+-- document that has raised alone MaxAttempts times (setting, default 3)
+-- fails its upload (Job.upload_drain_batch) and the run goes on with the
+-- other uploads.
 -- The parameters are the standard job parameters; Job.run_batched checks them
 -- and names the one it refuses.
 --
