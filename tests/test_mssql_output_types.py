@@ -18,6 +18,7 @@ CATALOG = [
     (("bigint", 8, 19, 0), "bigint"),
     (("bit", 1, 1, 0), "bit"),
     (("uniqueidentifier", 16, 0, 0), "uniqueidentifier"),
+    (("varchar", 10, 0, 0), "varchar(10)"),
     (("varchar", 20, 0, 0), "varchar(20)"),
     (("varchar", 30, 0, 0), "varchar(30)"),
     (("varchar", 32, 0, 0), "varchar(32)"),
@@ -25,7 +26,8 @@ CATALOG = [
     (("varchar", 100, 0, 0), "varchar(100)"),
     (("varchar", -1, 0, 0), "varchar(max)"),
     (("char", 1, 0, 0), "char(1)"),
-    (("nvarchar", 800, 0, 0), "nvarchar(400)"),  # bytes: two a character
+    (("nvarchar", 80, 0, 0), "nvarchar(40)"),  # bytes: two a character
+    (("nvarchar", 800, 0, 0), "nvarchar(400)"),
     (("nvarchar", 256, 0, 0), "nvarchar(128)"),
     (("nvarchar", -1, 0, 0), "nvarchar(max)"),
     (("nchar", 20, 0, 0), "nchar(10)"),
