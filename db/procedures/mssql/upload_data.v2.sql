@@ -49,7 +49,10 @@
 -- twin: jsonb functions); TRY_CONVERT with style 23 checks dates (the twin:
 -- regular expressions); #temp tables; the statistics are upserted with
 -- UPDATE WITH (UPDLOCK, HOLDLOCK) then INSERT WHERE NOT EXISTS (the twin: ON
--- CONFLICT); code comparisons follow the database's collation.
+-- CONFLICT); code comparisons follow the database's collation (every
+-- character column of the #temp tables is COLLATE DATABASE_DEFAULT: they
+-- would take tempdb's collation, and a database whose collation differs from
+-- the server's would fail every join to PLSP with error 468).
 CREATE OR ALTER PROCEDURE Upload.upload_data
     @SorCode varchar(20),
     @Ydernummer varchar(10),
@@ -109,19 +112,19 @@ BEGIN
     ----------------------------------------------------------------------------
     CREATE TABLE #UploadDoc (
         DocNo int NOT NULL PRIMARY KEY,
-        Cpr nvarchar(4000) NULL,
-        GivenName nvarchar(4000) NULL,
-        FamilyName nvarchar(4000) NULL,
+        Cpr nvarchar(4000) COLLATE DATABASE_DEFAULT NULL,
+        GivenName nvarchar(4000) COLLATE DATABASE_DEFAULT NULL,
+        FamilyName nvarchar(4000) COLLATE DATABASE_DEFAULT NULL,
         BirthDate date NULL,
         PatientId bigint NULL,
         Rejected bit NOT NULL DEFAULT (0),
         DocHash binary(32) NULL,
         Unchanged bit NOT NULL DEFAULT (0),
-        ValuesJson nvarchar(MAX) NULL,
-        DiagnosesJson nvarchar(MAX) NULL,
-        MedicationJson nvarchar(MAX) NULL,
-        ServicesJson nvarchar(MAX) NULL,
-        PropertiesJson nvarchar(MAX) NULL
+        ValuesJson nvarchar(MAX) COLLATE DATABASE_DEFAULT NULL,
+        DiagnosesJson nvarchar(MAX) COLLATE DATABASE_DEFAULT NULL,
+        MedicationJson nvarchar(MAX) COLLATE DATABASE_DEFAULT NULL,
+        ServicesJson nvarchar(MAX) COLLATE DATABASE_DEFAULT NULL,
+        PropertiesJson nvarchar(MAX) COLLATE DATABASE_DEFAULT NULL
     );
     INSERT INTO #UploadDoc (
         DocNo, Cpr, GivenName, FamilyName, ValuesJson, DiagnosesJson, MedicationJson, ServicesJson, PropertiesJson, DocHash
@@ -165,24 +168,24 @@ BEGIN
 
     CREATE TABLE #UploadRow (
         DocNo int NOT NULL,
-        Kind char(1) NOT NULL,
-        ListName varchar(20) NOT NULL,
+        Kind char(1) COLLATE DATABASE_DEFAULT NOT NULL,
+        ListName varchar(20) COLLATE DATABASE_DEFAULT NOT NULL,
         RowNo int NOT NULL,
-        Code nvarchar(4000) NULL,
-        CodeSystem nvarchar(4000) NULL,
-        Value nvarchar(4000) NULL,
-        Unit nvarchar(4000) NULL,
-        TimeText nvarchar(4000) NULL,
-        Date1Text nvarchar(4000) NULL,
-        Date2Text nvarchar(4000) NULL,
-        Name nvarchar(4000) NULL,
+        Code nvarchar(4000) COLLATE DATABASE_DEFAULT NULL,
+        CodeSystem nvarchar(4000) COLLATE DATABASE_DEFAULT NULL,
+        Value nvarchar(4000) COLLATE DATABASE_DEFAULT NULL,
+        Unit nvarchar(4000) COLLATE DATABASE_DEFAULT NULL,
+        TimeText nvarchar(4000) COLLATE DATABASE_DEFAULT NULL,
+        Date1Text nvarchar(4000) COLLATE DATABASE_DEFAULT NULL,
+        Date2Text nvarchar(4000) COLLATE DATABASE_DEFAULT NULL,
+        Name nvarchar(4000) COLLATE DATABASE_DEFAULT NULL,
         Date1 date NULL,
         Date2 date NULL,
-        UploadKey nvarchar(4000) NULL,
+        UploadKey nvarchar(4000) COLLATE DATABASE_DEFAULT NULL,
         ContentHash binary(32) NULL,
-        CodeField varchar(20) NULL,
-        Date1Field varchar(20) NULL,
-        Date2Field varchar(20) NULL,
+        CodeField varchar(20) COLLATE DATABASE_DEFAULT NULL,
+        Date1Field varchar(20) COLLATE DATABASE_DEFAULT NULL,
+        Date2Field varchar(20) COLLATE DATABASE_DEFAULT NULL,
         CodeMax int NULL
     );
     INSERT INTO #UploadRow (DocNo, Kind, ListName, RowNo, Code, CodeSystem, Value, Unit, TimeText, Date1Text, Date2Text, Name)
@@ -247,10 +250,10 @@ BEGIN
     ----------------------------------------------------------------------------
     CREATE TABLE #UploadError (
         DocNo int NOT NULL,
-        Field varchar(40) NOT NULL,
+        Field varchar(40) COLLATE DATABASE_DEFAULT NOT NULL,
         RowNo int NULL,
-        Reason varchar(30) NOT NULL,
-        Message nvarchar(400) NOT NULL
+        Reason varchar(30) COLLATE DATABASE_DEFAULT NOT NULL,
+        Message nvarchar(400) COLLATE DATABASE_DEFAULT NOT NULL
     );
     INSERT INTO #UploadError (DocNo, Field, RowNo, Reason, Message)
     -- Patients

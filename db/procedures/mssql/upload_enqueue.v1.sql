@@ -22,7 +22,9 @@
 -- twin: jsonb functions); a staged document is its text as sent (the twin:
 -- its jsonb text), the same text Upload.upload_data hashes on each engine;
 -- UPDATE WITH (UPDLOCK, HOLDLOCK) then INSERT WHERE NOT EXISTS for the
--- statistics (the twin: ON CONFLICT).
+-- statistics (the twin: ON CONFLICT); the #temp table's character columns are
+-- COLLATE DATABASE_DEFAULT (tempdb's collation may differ from the database's:
+-- error 468 on the CPR join).
 CREATE OR ALTER PROCEDURE Upload.upload_enqueue
     @SorCode varchar(20),
     @Ydernummer varchar(10),
@@ -77,8 +79,8 @@ BEGIN
     ----------------------------------------------------------------------------
     CREATE TABLE #EnqueueDoc (
         DocNo int NOT NULL PRIMARY KEY,
-        Document nvarchar(MAX) NOT NULL,
-        Cpr nvarchar(4000) NULL,
+        Document nvarchar(MAX) COLLATE DATABASE_DEFAULT NOT NULL,
+        Cpr nvarchar(4000) COLLATE DATABASE_DEFAULT NULL,
         DocRows int NOT NULL,
         DocHash binary(32) NULL,
         Duplicate bit NOT NULL DEFAULT (0),
