@@ -22,7 +22,9 @@
 -- twin: jsonb functions); a staged document is its text as sent (the twin:
 -- its jsonb text), the same text Upload.upload_data hashes on each engine;
 -- UPDATE WITH (UPDLOCK, HOLDLOCK) then INSERT WHERE NOT EXISTS for the
--- statistics (the twin: ON CONFLICT); the #temp table's character columns are
+-- statistics (the twin: ON CONFLICT); the staged documents are inserted at
+-- most 4,000 a statement, under SQL Server's lock escalation (the twin: one
+-- INSERT); the #temp table's character columns are
 -- COLLATE DATABASE_DEFAULT (tempdb's collation may differ from the database's:
 -- error 468 on the CPR join).
 CREATE OR ALTER PROCEDURE Upload.upload_enqueue
@@ -49,6 +51,8 @@ BEGIN
     DECLARE @DuplicateErrors nvarchar(MAX);
     DECLARE @Unchanged int;
     DECLARE @UnchangedRows int;
+    DECLARE @Chunk int = 0;
+    DECLARE @LastDocNo int;
 
     ----------------------------------------------------------------------------
     -- Check parameters
@@ -123,7 +127,7 @@ BEGIN
     FROM #EnqueueDoc AS d
     WHERE d.Unchanged = 1;
 
-    SELECT @Documents = COUNT(*), @Rows = COALESCE(SUM(d.DocRows), 0) FROM #EnqueueDoc AS d;
+    SELECT @Documents = COUNT(*), @Rows = COALESCE(SUM(d.DocRows), 0), @LastDocNo = MAX(d.DocNo) FROM #EnqueueDoc AS d;
     SELECT @Duplicates = COUNT(*), @DuplicateRows = COALESCE(SUM(d.DocRows), 0)
     FROM #EnqueueDoc AS d
     WHERE d.Duplicate = 1;
@@ -154,10 +158,18 @@ BEGIN
         SET @UploadId = CAST(SCOPE_IDENTITY() AS bigint);
 
         -- A document's weight in the drain's batches is its rows, at least 1.
-        INSERT INTO Upload.StagedDocument (UploadId, DocNo, DocRows, Document)
-        SELECT @UploadId, d.DocNo, CASE WHEN d.DocRows < 1 THEN 1 ELSE d.DocRows END, d.Document
-        FROM #EnqueueDoc AS d
-        WHERE d.Duplicate = 0 AND d.Unchanged = 0;
+        -- At most 4,000 documents a statement: SQL Server escalates to a table
+        -- lock when one statement takes 5,000 locks on one index, and a table
+        -- lock on Upload.StagedDocument, held to COMMIT, would block the drain's
+        -- batches and every other bulk upload's enqueue until then.
+        WHILE @Chunk <= @LastDocNo
+        BEGIN
+            INSERT INTO Upload.StagedDocument (UploadId, DocNo, DocRows, Document)
+            SELECT @UploadId, d.DocNo, CASE WHEN d.DocRows < 1 THEN 1 ELSE d.DocRows END, d.Document
+            FROM #EnqueueDoc AS d
+            WHERE d.Duplicate = 0 AND d.Unchanged = 0 AND d.DocNo >= @Chunk AND d.DocNo < @Chunk + 4000;
+            SET @Chunk += 4000;
+        END;
 
         UPDATE s WITH (UPDLOCK, HOLDLOCK)
         SET Uploads = s.Uploads + 1, Documents = s.Documents + @Duplicates + @Unchanged,
