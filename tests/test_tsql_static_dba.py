@@ -25,3 +25,15 @@ def test_every_character_column_of_a_temp_table_takes_the_database_collation():
             elif inside and (m := CHARACTER_COLUMN.match(line)) and "COLLATE DATABASE_DEFAULT" not in m[2]:
                 missing.append(f"{path.name}:{number} {m[1]}")
     assert missing == []
+
+
+def test_no_string_literal_outside_ascii():
+    """sqlcmd -i reads a UTF-8 file without a BOM in the client's code page unless it gets
+    -f 65001, so a literal such as N'Påskedag' would be stored garbled: build it with NCHAR()."""
+    found = []
+    for path in sqlchecks.latest_tsql_procedures():
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            code = line.split("--", 1)[0]
+            if any(ord(ch) > 127 for literal in re.findall(r"'[^']*'", code) for ch in literal):
+                found.append(f"{path.name}:{number}")
+    assert found == []

@@ -19,7 +19,10 @@
 --
 -- Differences from the PostgreSQL twin, forced by the engine: the time zone is
 -- 'Romance Standard Time' (Windows' name for Europe/Copenhagen); the weekday
--- is counted from a known Monday, so SET DATEFIRST does not matter.
+-- is counted from a known Monday, so SET DATEFIRST does not matter; the
+-- holiday names spell å and æ as NCHAR(229) and NCHAR(230), so the stored text
+-- is right whatever code page sqlcmd reads the script in (a UTF-8 file without
+-- a BOM is read in the client's code page unless sqlcmd gets -f 65001).
 CREATE OR ALTER PROCEDURE Job.off_hours_check
     @NowUtc datetime2(3) = NULL,
     @OffHours bit = NULL OUTPUT,
@@ -88,14 +91,16 @@ BEGIN
     SET @Day = CAST(@Local AS date);
     SET @Year = YEAR(@Day);
     EXEC Job.easter_sunday @Year = @Year, @EasterSunday = @Easter OUTPUT;
-    SET @LocalTime = CONVERT(varchar(16), @Local, 120) + ' ' + LEFT(DATENAME(WEEKDAY, @Local), 3);
+    -- The weekday in English, as the twin's to_char(..., 'Dy'), whatever the session's SET LANGUAGE.
+    SET @LocalTime = CONVERT(varchar(16), @Local, 120) + ' '
+        + SUBSTRING('MonTueWedThuFriSatSun', 3 * (DATEDIFF(DAY, '1900-01-01', @Local) % 7) + 1, 3);
     -- The holiday or closing day of the local date, if any.
     SET @Holiday = CASE
-        WHEN MONTH(@Day) = 1 AND DAY(@Day) = 1 THEN N'Nytårsdag'
-        WHEN @Day = DATEADD(DAY, -3, @Easter) THEN N'Skærtorsdag'
+        WHEN MONTH(@Day) = 1 AND DAY(@Day) = 1 THEN N'Nyt' + NCHAR(229) + N'rsdag'
+        WHEN @Day = DATEADD(DAY, -3, @Easter) THEN N'Sk' + NCHAR(230) + N'rtorsdag'
         WHEN @Day = DATEADD(DAY, -2, @Easter) THEN N'Langfredag'
-        WHEN @Day = @Easter THEN N'Påskedag'
-        WHEN @Day = DATEADD(DAY, 1, @Easter) THEN N'2. Påskedag'
+        WHEN @Day = @Easter THEN N'P' + NCHAR(229) + N'skedag'
+        WHEN @Day = DATEADD(DAY, 1, @Easter) THEN N'2. P' + NCHAR(229) + N'skedag'
         WHEN @Day = DATEADD(DAY, 26, @Easter) AND YEAR(@Day) <= 2023 THEN N'Store Bededag'
         WHEN @Day = DATEADD(DAY, 39, @Easter) THEN N'Kristi Himmelfartsdag'
         WHEN @Day = DATEADD(DAY, 49, @Easter) THEN N'Pinsedag'
@@ -107,7 +112,7 @@ BEGIN
         WHEN @ClosingDays = N'Y' AND MONTH(@Day) = 12 AND DAY(@Day) = 24
             THEN N'Juleaftensdag (closing day)'
         WHEN @ClosingDays = N'Y' AND MONTH(@Day) = 12 AND DAY(@Day) = 31
-            THEN N'Nytårsaftensdag (closing day)'
+            THEN N'Nyt' + NCHAR(229) + N'rsaftensdag (closing day)'
     END;
     -- 1900-01-01 was a Monday: 5 and 6 are Saturday and Sunday.
     SET @OffHours = CASE
