@@ -144,9 +144,12 @@ BEGIN
     ) AS j;
 
     -- A document identical to the patient's last accepted one is a no-op: not read further.
+    -- The CPR as char(10), the column's type: a seek on UQ_Patient_Cpr (an nvarchar
+    -- comparison converts the column: a scan under SQL collations, and under
+    -- HOLDLOCK below a range lock over the whole index).
     UPDATE d SET Unchanged = 1
     FROM #UploadDoc AS d
-    INNER JOIN PLSP.Patient AS p ON d.Cpr = p.Cpr
+    INNER JOIN PLSP.Patient AS p ON CAST(d.Cpr AS char(10)) = p.Cpr AND LEN(d.Cpr) = 10
     WHERE p.UploadDocumentHash = d.DocHash
         AND NOT EXISTS (SELECT 1 FROM #UploadDoc AS e WHERE e.Cpr = d.Cpr AND e.DocNo <> d.DocNo);
 
@@ -369,11 +372,11 @@ BEGIN
                 CASE WHEN CAST(SUBSTRING(d.Cpr, 10, 1) AS int) % 2 = 1 THEN 'M' ELSE 'F' END
             FROM #UploadDoc AS d
             WHERE d.Rejected = 0 AND d.Unchanged = 0
-                AND NOT EXISTS (SELECT 1 FROM PLSP.Patient AS p WITH (UPDLOCK, HOLDLOCK) WHERE p.Cpr = d.Cpr);
+                AND NOT EXISTS (SELECT 1 FROM PLSP.Patient AS p WITH (UPDLOCK, HOLDLOCK) WHERE p.Cpr = CAST(d.Cpr AS char(10)));
 
         UPDATE d SET PatientId = p.PatientId
         FROM #UploadDoc AS d
-        INNER JOIN PLSP.Patient AS p ON d.Cpr = p.Cpr
+        INNER JOIN PLSP.Patient AS p ON CAST(d.Cpr AS char(10)) = p.Cpr
         WHERE d.Rejected = 0;
 
         SELECT r.DocNo, r.Kind, r.Code, r.CodeSystem, r.Value, r.Unit, r.TimeText, r.Name, r.Date1, r.Date2,

@@ -121,7 +121,7 @@ BEGIN
     -- Documents identical to the patient's last accepted one: done now (no write).
     UPDATE d SET Unchanged = 1
     FROM #EnqueueDoc AS d
-    INNER JOIN PLSP.Patient AS p ON d.Cpr = p.Cpr
+    INNER JOIN PLSP.Patient AS p ON CAST(d.Cpr AS char(10)) = p.Cpr AND LEN(d.Cpr) = 10  -- the column's type: a seek
     WHERE p.UploadDocumentHash = d.DocHash AND d.Repeated = 0;
     SELECT @Unchanged = COUNT(*), @UnchangedRows = COALESCE(SUM(d.DocRows), 0)
     FROM #EnqueueDoc AS d

@@ -145,9 +145,11 @@ BEGIN
     FROM jsonb_array_elements(v_Json -> 'patients') WITH ORDINALITY AS d (doc, ord);
 
     -- A document identical to the patient's last accepted one is a no-op: not read further.
+    -- The CPR as char(10), the column's type: bpchar = text would cast the column
+    -- to text, and UQ_Patient_Cpr could not be used.
     UPDATE upload_doc AS d SET Unchanged = true
     FROM PLSP.Patient AS p
-    WHERE p.Cpr = d.Cpr AND p.UploadDocumentHash = d.DocHash
+    WHERE p.Cpr = d.Cpr::char(10) AND length(d.Cpr) = 10 AND p.UploadDocumentHash = d.DocHash
         AND NOT EXISTS (SELECT 1 FROM upload_doc AS e WHERE e.Cpr = d.Cpr AND e.DocNo <> d.DocNo);
 
     -- CPR DDMMYY (day + 60: a replacement number) with the century from the seventh digit.
@@ -344,7 +346,7 @@ BEGIN
         ON CONFLICT (Cpr) DO NOTHING;
     END IF;
     UPDATE upload_doc AS d SET PatientId = p.PatientId
-    FROM PLSP.Patient AS p WHERE p.Cpr = d.Cpr AND NOT d.Rejected;
+    FROM PLSP.Patient AS p WHERE p.Cpr = d.Cpr::char(10) AND NOT d.Rejected;
 
     DROP TABLE IF EXISTS pg_temp.upload_apply;
     CREATE TEMP TABLE upload_apply ON COMMIT DROP AS

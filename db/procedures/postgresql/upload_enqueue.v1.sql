@@ -117,7 +117,7 @@ BEGIN
     -- Documents identical to the patient's last accepted one: done now (no write).
     UPDATE enqueue_doc AS e SET Unchanged = true
     FROM PLSP.Patient AS p
-    WHERE p.Cpr = e.Cpr AND p.UploadDocumentHash = e.DocHash AND NOT e.Repeated;
+    WHERE p.Cpr = e.Cpr::char(10) AND length(e.Cpr) = 10 AND p.UploadDocumentHash = e.DocHash AND NOT e.Repeated;
     SELECT count(*), coalesce(sum(e.DocRows), 0)::integer INTO v_Unchanged, v_UnchangedRows
     FROM enqueue_doc AS e
     WHERE e.Unchanged;
