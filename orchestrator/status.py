@@ -239,9 +239,7 @@ def overview(db) -> dict[str, Any]:
         now = _utc((last or beats)[0]["nowutc"]) if (last or beats) else datetime.now(UTC)  # nothing to age
         by_name = {row["jobname"]: row for row in last}
         missed = {name: _missed(db, conn, name, now) for name in JOBS if name in by_name}
-        scheduled = overrides.apply(
-            [(r["jobname"], r["name"], r["value"]) for r in db.rows(conn, overrides.READ_ROUTINE)]
-        )
+        scheduled = overrides.apply(overrides.read_on(db, conn))
         uploads = _uploads(db, conn, now)
         engine = _engine(db, conn)
         aim = _aim(db, conn)

@@ -146,10 +146,16 @@ def apply(rows: Iterable[tuple[str, str, str]], jobs: Mapping[str, Job] | None =
     return Overrides(effective, problems)
 
 
+def read_on(db, conn) -> list[tuple[str, str, str]]:
+    """The override rows ``(JobName, Name, Value)``, by the Monitor read (orchestrator, operator),
+    on a connection the caller holds."""
+    return [(r["jobname"], r["name"], r["value"]) for r in db.rows(conn, READ_ROUTINE)]
+
+
 def read(db) -> list[tuple[str, str, str]]:
-    """The override rows ``(JobName, Name, Value)``, by the Monitor read (orchestrator, operator)."""
+    """The override rows on a connection of their own."""
     with db.connect() as conn:
-        return [(r["jobname"], r["name"], r["value"]) for r in db.rows(conn, READ_ROUTINE)]
+        return read_on(db, conn)
 
 
 def effective(db, jobs: Mapping[str, Job] | None = None) -> Overrides:
