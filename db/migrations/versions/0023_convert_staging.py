@@ -1,0 +1,23 @@
+"""ConvertPatientValues from a pending-values table: conversion by insert, not update (issue 9).
+
+Revision ID: 0023
+Revises: 0022
+"""
+
+from orchestrator.db.migration_ops import downgrade_procedures, upgrade_procedures
+
+revision = "0023"
+down_revision = "0022"
+branch_labels = None
+depends_on = None
+
+# (procedure file name, version) applied by this migration, in order.
+PROCEDURES: list[tuple[str, int]] = []
+
+
+def upgrade() -> None:
+    upgrade_procedures(PROCEDURES)
+
+
+def downgrade() -> None:
+    downgrade_procedures(PROCEDURES)
