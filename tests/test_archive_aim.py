@@ -97,7 +97,10 @@ def test_dry_run_writes_nothing_and_counts_what_a_real_run_then_moves(contract_d
     assert (real.result, real.rows) == ("succeeded", dry.rows)
 
 
-def test_nothing_to_do_costs_milliseconds_and_says_so(contract_db):
+def test_nothing_to_do_runs_no_batch_and_says_so(contract_db):
+    # What "nothing to do" costs is the benchmark's business (bench/bench_archive.py);
+    # here: the probe finds no row, so no batch runs and nothing moves. A wall-clock
+    # bound failed on a loaded machine without anything being wrong.
     db = contract_db
     load_aim(db, 300, kinds=(PENDING, QUEUED, DELIVERED_YOUNG))
     set_setting(db, "RetentionDays", str(RETENTION_DAYS))
@@ -105,12 +108,12 @@ def test_nothing_to_do_costs_milliseconds_and_says_so(contract_db):
     result = run(db)
 
     assert (result.result, result.rows) == ("succeeded", 0)
-    assert result.seconds < 0.5  # connection included
     message, started, ended = fetch_one(
         db, "SELECT Message, StartedUtc, EndedUtc FROM Ops.JobRun WHERE JobRunId = ?", (result.job_run_id,)
     )
     assert message == "0 batches; nothing to do"
-    assert (ended - started) < timedelta(milliseconds=100)
+    assert started <= ended
+    assert scalar(db, "SELECT count(*) FROM PLSP.FLP_AIM_History") == 0
     assert scalar(db, "SELECT count(*) FROM Ops.JobRunBatch") == 0
 
 
