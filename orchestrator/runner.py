@@ -3,6 +3,10 @@
 On PostgreSQL a procedure that COMMITs cannot catch its own errors, so after a
 failure the runner calls ``Job.job_run_fail`` (finishes the run row, frees the
 lock); on SQL Server the procedure's CATCH block has done it already.
+
+``keep_session`` (the orchestrator service) runs the job on its kept session
+(``Database.connect(keep=job)``): kept for the next run only after a run that
+succeeded and left nothing behind; a failed run's session is always closed.
 """
 
 from __future__ import annotations
@@ -53,8 +57,10 @@ def run_job(
     execute: bool = True,
     time_limit_seconds: int | None = None,
     host: str | None = None,
+    keep_session: bool = False,
 ) -> JobResult:
-    """Run one job now, on its own connection, and report what it did."""
+    """Run one job now, on its own connection (``keep_session``: the job's kept one), and report
+    what it did."""
     if job.runner:  # driven from Python around its procedures (jobs.Job.runner)
         import importlib
 
@@ -69,10 +75,12 @@ def run_job(
         "Host": host or config.host_name(),
     }
     started = time.perf_counter()
-    with db.connect() as conn:
+    with db.connect(keep=job.name if keep_session else None) as conn:
         try:
             out = db.call(conn, job.procedure, params, JOB_OUTPUTS)
         except Exception as exc:
+            # Never reused, whatever job_run_fail below leaves: closed at the end of the block.
+            db.discard(conn)
             message = describe_error(exc)
             try:
                 _roll_back_leftover(db, conn)

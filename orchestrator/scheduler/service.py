@@ -31,6 +31,14 @@
   over), waits up to ``stop_wait_seconds``, logs what it waited for and exits
   0. A second Ctrl-C while it waits stops at once (KeyboardInterrupt: exit
   130); the sessions end with the process, their locks with them.
+* **Kept sessions.** Each job runs on its own kept database session
+  (``run_job(keep_session=True)``, ``Database.connect(keep=...)``): one idle
+  session at most per job, kept only after a run that succeeded and left no
+  transaction, no job lock and the application_name as it was; closed after
+  any error, when idle past ``KEPT_SESSION_MAX_IDLE_SECONDS`` (the loop closes
+  them) and at stop. A job every minute then neither opens a session a minute
+  nor pays a new session's warm-up in its first batch. Two orchestrators stay
+  apart as before: the job lock is taken and released inside each run.
 * **Heartbeat** every 30 seconds (``Job.heartbeat_beat``); SQL Server Agent /
   pg_cron stand down while one is younger than FallbackAfterSeconds.
 """
@@ -48,7 +56,7 @@ from datetime import UTC, datetime, timedelta
 from orchestrator import config
 from orchestrator.db.connection import Database
 from orchestrator.jobs import JOBS, Job
-from orchestrator.runner import run_job
+from orchestrator.runner import JobResult, run_job
 from orchestrator.scheduler import overrides
 from orchestrator.scheduler.timetable import Planner, last_slot, local, next_slot
 
@@ -213,13 +221,18 @@ class Orchestrator:
                         self._record_missed(job, slot, age)
                     return
             self._clear_stop(job)
-            # run_job dispatches a job with a Python runner (jobs.Job.runner) itself.
-            retrying = self._retrying("run", job.name)
-            retrying(run_job, self.db, job, triggered_by="orchestrator", host=self.host)
+            self.run_now(job)
             self._clear_stop(job)
         except Exception as exc:  # a lost database must not end the thread's caller, nor the loop
             log.error("job could not be run", extra={"job": job.name, "error": _one_line(exc)})
             log.debug("job could not be run", exc_info=True)
+
+    def run_now(self, job: Job) -> JobResult:
+        """One run of ``job`` as the service runs it (after its slot claim): on the job's kept
+        session, retried while the database cannot be reached. The engine benchmark calls it too.
+        run_job dispatches a job with a Python runner (jobs.Job.runner) itself."""
+        retrying = self._retrying("run", job.name)
+        return retrying(run_job, self.db, job, triggered_by="orchestrator", host=self.host, keep_session=True)
 
     def _record_missed(self, job: Job, slot: datetime, age: float) -> None:
         message = (
@@ -423,6 +436,7 @@ class Orchestrator:
             if now >= next_read:
                 self.read_overrides_in_background()
                 next_read = now + timedelta(seconds=self.refresh_seconds)
+            self.db.close_idle_sessions()  # a daily job's session is not held all day
             wait = min(
                 planner.seconds_to_next(now),
                 (next_beat - now).total_seconds(),
@@ -439,6 +453,7 @@ class Orchestrator:
         with self._lock:
             running = {name: t for name, t in self._running.items() if t.is_alive()}
         if not running:
+            self.db.close_kept_sessions()
             log.info("orchestrator stopped; no job was running")
             return {}
         for name in running:
@@ -461,6 +476,8 @@ class Orchestrator:
             waited = round(time.monotonic() - started, 1)
             extra = {"job": name, "finished": finished[name], "seconds": waited}
             log.info("waited for a running job", extra=extra)
+        # The idle ones; a run still going closes or keeps its own at its end, and the process ends.
+        self.db.close_kept_sessions()
         if all(finished.values()):
             log.info("orchestrator stopped; every running job finished")
         else:
