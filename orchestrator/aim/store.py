@@ -14,20 +14,32 @@ timeouts come from the settings (Ops.Setting, job aim_consume).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import pymongo
 import pymongo.errors
 from pymongo.write_concern import WriteConcern
 
+log = logging.getLogger(__name__)
+
 DUPLICATE_KEY = 11000
-# The obvious questions: a patient's documents, one RKKP database's documents by
-# time, everything by time.
+# The obvious questions (docs/aim-document.md, "The questions and their indexes"):
+# a patient's documents (patient.cpr), one RKKP database's documents by time (the
+# compound), and everything created since a time: the compound again, with
+# rkkpDatabase $in RKKP_DATABASES (and null) plus the range on aimCreatedUtc. Two
+# secondary indexes, not three: each one costs the server CPU on every insert.
 INDEXES = (
     ([("patient.cpr", pymongo.ASCENDING)], "patient_cpr"),
     ([("rkkpDatabase", pymongo.ASCENDING), ("aimCreatedUtc", pymongo.ASCENDING)], "rkkp_created"),
-    ([("aimCreatedUtc", pymongo.ASCENDING)], "created"),
 )
+# The RKKP databases a document can name (Job.aim_documents' mapping); None for a
+# care plan of no RKKP database. "Created since T" lists them all in its $in.
+RKKP_DATABASES = ("DVDD", "DrKOL", "DHR", None)
+# Indexes earlier versions created and this one no longer wants: dropped by
+# ensure_indexes when they are there with exactly this name and key (ours), never
+# any other index.
+OBSOLETE_INDEXES = (("created", {"aimCreatedUtc": pymongo.ASCENDING}),)
 
 
 class DocumentWriteError(Exception):
@@ -66,9 +78,21 @@ class DocumentStore:
             settings.mongo_timeout_ms,
         )
 
-    def ensure_indexes(self) -> None:
+    def ensure_indexes(self) -> list[str]:
+        """Create our indexes; drop our obsolete ones (returned) if an older version left them."""
+        existing = {index["name"]: dict(index["key"]) for index in self.collection.list_indexes()}
+        dropped = []
+        for name, key in OBSOLETE_INDEXES:
+            if existing.get(name) == key:
+                self.collection.drop_index(name)
+                dropped.append(name)
+                log.info(
+                    "aim store dropped an obsolete index",
+                    extra={"collection": self.collection.full_name, "index": name},
+                )
         for keys, name in INDEXES:
             self.collection.create_index(keys, name=name)
+        return dropped
 
     def write(self, documents: list[dict]) -> WriteResult:
         """Insert the documents; those already there count as written."""
