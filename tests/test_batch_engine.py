@@ -392,3 +392,75 @@ def test_health_check_finds_an_idle_database_idle(db):
     with db.connect() as conn:
         out = db.call(conn, "Job.health_check", {"MaxActive": 0, "MaxLockWaits": 0}, ("Busy", "Reason"))
     assert out == {"Busy": False, "Reason": "active sessions 0 (limit 0), lock waits 0 (limit 0)"}
+
+
+def test_a_run_that_fails_and_cannot_be_ended_reports_its_own_error_and_frees_the_lock(db):
+    """v5 (migration 0025): the run fails (a setting broken mid-run) while another session holds
+    its Ops.JobRun row, so ending it as failed gives up on the row lock too. The caller still
+    gets the run's own error, not the lock timeout (v4 raised job_run_finish's error), and the
+    lock is gone: once the row is free the next run starts and marks the old one abandoned."""
+    slow_down_batches(db, 20)
+    set_settings(db, BatchSizeStart=20, BatchSizeMin=20, BatchSizeMax=20, SleepFactor=4)
+    load_aim(db, 400, kinds=HALF_MOVABLE)
+    with admin(db) as conn:
+        name = conn.execute("SELECT current_database()").fetchone()[0]
+        # The job's own steps (not its batches: LockTimeoutMs) wait at most this long.
+        conn.execute(f"ALTER DATABASE \"{name}\" SET lock_timeout = '300ms'")
+    job = JobThread(db)
+    job.start()
+    wait_for(lambda: scalar(db, "SELECT count(*) FROM Ops.JobRunBatch") >= 1, "a batch")
+    with admin(db) as blocker, blocker.transaction():
+        # NO KEY: the progress rows' foreign key check (KEY SHARE) is not blocked, the run's end is.
+        blocker.execute("SELECT 1 FROM Ops.JobRun WHERE Status = 'running' FOR NO KEY UPDATE")
+        set_setting(db, "SleepFactor", "fast")
+        job.join(LOCK_WAIT_SECONDS)
+        assert job.result is not None and job.result.result == "failed"
+        assert "Setting SleepFactor " in job.result.error and "lock timeout" not in job.result.error
+    failed_run = scalar(db, "SELECT JobRunId FROM Ops.JobRun WHERE Status = 'running'")
+
+    set_setting(db, "SleepFactor", "0")
+    rest = run(db)
+
+    assert rest.result == "succeeded"
+    assert scalar(db, "SELECT Status FROM Ops.JobRun WHERE JobRunId = ?", (failed_run,)) == "abandoned"
+
+
+@pytest.mark.parametrize("engine", ["postgresql", "mssql"])
+def test_run_batched_v5_is_v4_with_the_failed_run_ended_in_its_own_block_and_nothing_else(engine):
+    """0025's v5 changes only how a failed run is ended (and its header): a change to v4 while it
+    is unreleased must reach v5 too, or head would silently lose it."""
+    from orchestrator.db import procedures
+
+    folder = procedures.PROCEDURES_DIR / engine
+    v4 = (folder / "run_batched.v4.sql").read_text(encoding="utf-8")
+    v5 = (folder / "run_batched.v5.sql").read_text(encoding="utf-8")
+    marker = "CREATE OR ALTER PROCEDURE" if engine == "mssql" else "CREATE PROCEDURE"
+    body4, body5 = v4[v4.index(marker) :], v5[v5.index(marker) :]
+    if engine == "mssql":
+        old = (
+            "            EXEC Job.job_run_finish\n"
+            "                @JobRunId = @JobRunId,\n"
+            "                @Status = 'failed',\n"
+            "                @RowsAffected = @RowsAffected,\n"
+            "                @Message = @Message;\n"
+        )
+        start, end = "            BEGIN TRY\n", "            END CATCH;\n"
+    else:
+        old = "            CALL Job.job_run_finish(p_JobRunId, 'failed', p_RowsAffected, v_Message);\n"
+        start, end = "            BEGIN\n", "            END;\n"
+    assert body4.count(old) == 1
+    # v5 puts the same call, indented one step, inside a block of its own.
+    before, after = body4.split(old)
+    if engine == "mssql":
+        rethrow = "        END;\n        THROW;\n"
+        assert after.count(rethrow) == 1
+        after = after.replace(
+            rethrow,
+            "        END;\n"
+            "        -- Back in the outer CATCH block's scope: THROW raises the error that failed the run.\n"
+            "        THROW;\n",
+        )
+    assert body5.startswith(before + start) and body5.endswith(after)
+    block = body5[len(before) : len(body5) - len(after)]
+    assert block.endswith(end) and "    " + old.replace("\n", "\n    ").rstrip(" ") in block
+    assert "-- Job.run_batched, version 5.\n" in v5 and v5.index("-- Version 4:") < v5.index(marker)

@@ -128,3 +128,48 @@ def test_another_session_cannot_finish_a_live_run(contract_db):
         assert scalar(db, "SELECT Status FROM Ops.JobRun WHERE JobRunId = ?", (run_id,)) == "running"
         db.call(owner, "Job.job_run_finish", {"JobRunId": run_id, "Status": "succeeded"})
     assert scalar(db, "SELECT Status FROM Ops.JobRun WHERE JobRunId = ?", (run_id,)) == "succeeded"
+
+
+# ------------------------------------------------------------------------------
+# A failure while ending a run still releases the job's lock (v4, migration 0025)
+# ------------------------------------------------------------------------------
+
+BLOCKED_UPDATE_TIMEOUT = "200ms"  # the run's session gives up on the row lock after this
+
+
+def holds_job_lock(admin_conn, pid: int) -> bool:
+    return (
+        admin_conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = %s", (pid,)
+        ).fetchone()[0]
+        > 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("procedure", "params"),
+    [
+        ("Job.job_run_finish", {"Status": "succeeded", "RowsAffected": 1, "Message": "ok"}),
+        ("Job.job_run_fail", {"JobName": "contract_job", "Message": "boom"}),
+    ],
+)
+def test_ending_a_run_whose_row_cannot_be_written_still_releases_the_lock(db, procedure, params):
+    """Another session holds the run's row; the UPDATE gives up (lock_timeout): the procedure fails,
+    and the job's lock goes with it, so the job can start again once the row is free (version 3
+    kept the lock for the life of the session)."""
+    from tests.support.archive import admin
+
+    with db.connect() as conn, admin(db) as blocker:
+        run_id = start(db, conn)["JobRunId"]
+        conn.execute(f"SET lock_timeout = '{BLOCKED_UPDATE_TIMEOUT}'")
+        pid = conn.info.backend_pid
+        with blocker.transaction():
+            blocker.execute("SELECT 1 FROM Ops.JobRun WHERE JobRunId = %s FOR NO KEY UPDATE", (run_id,))
+            call_params = {"JobRunId": run_id, **params} if procedure.endswith("finish") else params
+            with pytest.raises(Exception, match="lock timeout"):
+                db.call(conn, procedure, call_params)
+            assert not holds_job_lock(blocker, pid)
+        # The row stayed 'running' (the CALL rolled back); the lock proves it dead.
+        with db.connect() as other:
+            assert start(db, other)["Result"] == "started"
+    assert scalar(db, "SELECT Status FROM Ops.JobRun WHERE JobRunId = ?", (run_id,)) == "abandoned"

@@ -1,4 +1,4 @@
-"""DBA review leftovers: job_run_finish, fallback_due, upload_throttled.
+"""DBA review leftovers: the job lock released when ending a run fails; fallback_due checks @DailyAt whole.
 
 Revision ID: 0025
 Revises: 0024
@@ -12,7 +12,11 @@ branch_labels = None
 depends_on = None
 
 # (procedure file name, version) applied by this migration, in order.
-PROCEDURES: list[tuple[str, int]] = []
+PROCEDURES: list[tuple[str, int]] = [
+    ("job_run_finish", 4),  # the lock released (and the run ended failed) when the UPDATE fails
+    ("job_run_fail", 4),  # the same; parameters of both as v3
+    ("run_batched", 5),  # v4 whose CATCH ends the run in a TRY of its own: the run's error reaches the caller
+]
 
 
 def upgrade() -> None:
