@@ -134,6 +134,11 @@ def test_the_fallback_gate_runs_a_daily_job_only_in_its_local_quarter_hour(db):
         ({"EverySeconds": 7}, "p_EverySeconds"),
         ({"EverySeconds": 0}, "p_EverySeconds"),
         ({"DailyAt": "24:00"}, "p_DailyAt"),
+        # v3 (0025): whole values only; T-SQL v2's varchar(5) cut '04:305' to a valid '04:30'.
+        ({"DailyAt": "04:305"}, "p_DailyAt"),
+        ({"DailyAt": "04:30 "}, "p_DailyAt"),
+        ({"DailyAt": "4:30"}, "p_DailyAt"),
+        ({"DailyAt": "04:3x"}, "p_DailyAt"),
         ({"EverySeconds": 60, "HeartbeatSeconds": -1}, "p_HeartbeatSeconds"),
         ({"EverySeconds": 60, "TriggeredBy": "orchestrator"}, "p_TriggeredBy"),
     ],

@@ -16,6 +16,7 @@ PROCEDURES: list[tuple[str, int]] = [
     ("job_run_finish", 4),  # the lock released (and the run ended failed) when the UPDATE fails
     ("job_run_fail", 4),  # the same; parameters of both as v3
     ("run_batched", 5),  # v4 whose CATCH ends the run in a TRY of its own: the run's error reaches the caller
+    ("fallback_due", 3),  # @DailyAt varchar(6), exactly HH:MM: v2's varchar(5) cut a longer value silently
 ]
 
 

@@ -1,0 +1,145 @@
+-- Job.fallback_due, version 3.
+-- Version 3 (migration 0025): @DailyAt is varchar(6), one wider than HH:MM,
+-- and must be exactly 5 characters. Version 2's varchar(5) cut a longer value
+-- silently before the check ran ('04:305' ran at 04:30), and LIKE ignores
+-- trailing blanks; DATALENGTH counts them. The pattern compares binary, so
+-- [0-9] matches the ASCII digits only (under a dictionary collation a range
+-- can match other characters that sort between them, which the CAST to int
+-- then fails on with error 245 instead of the message naming the parameter).
+-- The callers (orchestrator/scheduler/fallback.py, db/agent/) send 'HH:MM'.
+-- Version 2: a job switched off by its setting Enabled = 'N' (Ops.Setting,
+-- the job's own row) is not run: @Reason 'disabled', no row; and the caller
+-- says who it is (@TriggeredBy: 'agent' for SQL Server Agent, 'pg_cron'), so
+-- the slot is claimed in that name. The other timetable overrides (EveryMinutes,
+-- DailyAt) are the orchestrator's: the fallback keeps the registry's timetable,
+-- which its scheduler jobs are scheduled by (docs/operations.md says why).
+-- The fallback schedulers' gate (SQL Server Agent, pg_cron: db/agent/). Each
+-- of their steps calls it, then runs the job's procedure only when @Due = 'Y':
+--   * the job's current slot: for an interval job (@EverySeconds) the
+--     multiple of the interval since the epoch in UTC, as the orchestrator
+--     counts; for a daily job (@DailyAt, HH:MM Danish time) today's local time,
+--     due from that minute for 15 minutes (the schedulers call daily jobs every
+--     hour at that minute, so the server's own time zone does not matter; a
+--     time inside the spring-forward gap is not run by the fallback that day);
+--   * no orchestrator heartbeat younger than @HeartbeatSeconds (NULL: the
+--     setting FallbackAfterSeconds, default 300): otherwise @Reason
+--     'orchestrator_alive' and nothing happens, not even a row;
+--   * the slot not yet taken by anyone (Job.job_slot_claim); a stop request
+--     left for the job by a killed orchestrator is cleared first.
+-- It never runs the job itself: PostgreSQL cannot COMMIT inside a procedure
+-- called dynamically, so the scheduler's step names the job's procedure (here
+-- too: no dynamic SQL).
+--
+-- Differences from the PostgreSQL twin, one line each:
+--   * Danish time through AT TIME ZONE 'Romance Standard Time' (Windows' zone for Copenhagen); the twin: the IANA zone Europe/Copenhagen.
+--   * The Enabled value compares binary (COLLATE Latin1_General_BIN2: 'n' is not 'N'), as the twin's = does.
+--   * The job procedure is looked up with OBJECT_ID(..., 'P'); the twin: pg_proc.
+--   * @DailyAt is checked by DATALENGTH and a binary LIKE; the twin: one anchored regular expression.
+CREATE OR ALTER PROCEDURE Job.fallback_due
+    @JobName varchar(101),
+    @EverySeconds int = NULL,
+    @DailyAt varchar(6) = NULL,
+    @Host nvarchar(129) = NULL,
+    @HeartbeatSeconds int = NULL,
+    @Due char(1) = NULL OUTPUT,
+    @Reason varchar(40) = NULL OUTPUT,
+    @TriggeredBy varchar(20) = 'agent'
+AS
+BEGIN
+    SET NOCOUNT, XACT_ABORT ON;
+    SET IMPLICIT_TRANSACTIONS OFF;
+
+    DECLARE @Errors nvarchar(2048) = N'';
+    DECLARE @NowUtc datetime2(3) = SYSUTCDATETIME();
+    DECLARE @NowLocal datetime2(3);
+    DECLARE @SlotLocal datetime2(3);
+    DECLARE @SlotUtc datetime2(3);
+    DECLARE @Claim varchar(20);
+    DECLARE @Stop varchar(20);
+    DECLARE @Fallback nvarchar(129) = COALESCE(@Host, N'fallback');
+
+    ----------------------------------------------------------------------------
+    -- Check parameters
+    ----------------------------------------------------------------------------
+    IF @JobName IS NULL OR @JobName = '' OR @JobName COLLATE Latin1_General_BIN2 LIKE '%[^a-z0-9_]%' OR LEN(@JobName) > 100
+        SET @Errors += N'The value for the parameter @JobName is not supported: give the job''s name in lower-case letters, digits and _ (up to 100). ';
+    ELSE IF OBJECT_ID(N'Job.' + @JobName, N'P') IS NULL
+        SET @Errors += CONCAT(N'The value for the parameter @JobName is not supported: there is no job procedure Job.', @JobName, N'. ');
+    IF (@EverySeconds IS NULL AND @DailyAt IS NULL) OR (@EverySeconds IS NOT NULL AND @DailyAt IS NOT NULL)
+        SET @Errors += N'The value for the parameter @EverySeconds is not supported: give either @EverySeconds or @DailyAt. ';
+    IF @EverySeconds <= 0 OR @EverySeconds > 86400 OR 86400 % NULLIF(@EverySeconds, 0) <> 0
+        SET @Errors += N'The value for the parameter @EverySeconds is not supported: give 1 to 86400 seconds dividing a day. ';
+    IF DATALENGTH(@DailyAt) <> 5 OR @DailyAt COLLATE Latin1_General_BIN2 NOT LIKE '[0-2][0-9]:[0-5][0-9]' OR LEFT(@DailyAt, 2) > '23'
+        SET @Errors += N'The value for the parameter @DailyAt is not supported: give HH:MM (5 characters, 00:00 to 23:59), Danish time. ';
+    IF LEN(@Host) > 128
+        SET @Errors += N'The value for the parameter @Host is not supported: give at most 128 characters. ';
+    IF @HeartbeatSeconds <= 0 OR @HeartbeatSeconds > 86400
+        SET @Errors += N'The value for the parameter @HeartbeatSeconds is not supported: give 1 to 86400 seconds, or NULL for the setting. ';
+    IF @TriggeredBy IS NULL OR @TriggeredBy NOT IN ('agent', 'pg_cron')
+        SET @Errors += N'The value for the parameter @TriggeredBy is not supported: use agent (SQL Server Agent) or pg_cron. ';
+
+    ----------------------------------------------------------------------------
+    -- Raise collected errors
+    ----------------------------------------------------------------------------
+    IF @Errors <> N''
+        THROW 50001, @Errors, 1;
+
+    ----------------------------------------------------------------------------
+    -- A job switched off (its setting Enabled = 'N'): nothing, not even a row
+    ----------------------------------------------------------------------------
+    IF EXISTS (
+        SELECT 1 FROM Ops.Setting AS s
+        WHERE s.JobName = @JobName AND s.Name = 'Enabled' AND s.Value COLLATE Latin1_General_BIN2 = N'N'
+    )
+    BEGIN
+        SET @Due = 'N';
+        SET @Reason = 'disabled';
+        RETURN;
+    END;
+
+    ----------------------------------------------------------------------------
+    -- The current slot
+    ----------------------------------------------------------------------------
+    IF @EverySeconds IS NOT NULL
+        SET @SlotUtc = DATEADD(
+            SECOND,
+            CAST(DATEDIFF_BIG(SECOND, '19700101', @NowUtc) / @EverySeconds * @EverySeconds % 86400 AS int),
+            DATEADD(DAY, CAST(DATEDIFF_BIG(SECOND, '19700101', @NowUtc) / @EverySeconds * @EverySeconds / 86400 AS int), CAST('19700101' AS datetime2(3)))
+        );
+    ELSE
+    BEGIN
+        SET @NowLocal = CAST(@NowUtc AT TIME ZONE 'UTC' AT TIME ZONE 'Romance Standard Time' AS datetime2(3));
+        SET @SlotLocal = DATEADD(
+            MINUTE, CAST(LEFT(@DailyAt, 2) AS int) * 60 + CAST(RIGHT(@DailyAt, 2) AS int), CAST(CAST(@NowLocal AS date) AS datetime2(3))
+        );
+        IF @NowLocal < @SlotLocal OR @NowLocal >= DATEADD(MINUTE, 15, @SlotLocal)
+        BEGIN
+            SET @Due = 'N';
+            SET @Reason = 'not_due';
+            RETURN;
+        END;
+        SET @SlotUtc = CAST(@SlotLocal AT TIME ZONE 'Romance Standard Time' AT TIME ZONE 'UTC' AS datetime2(3));
+    END;
+
+    ----------------------------------------------------------------------------
+    -- Heartbeat and claim
+    ----------------------------------------------------------------------------
+    EXEC Job.job_slot_claim
+        @JobName = @JobName,
+        @SlotUtc = @SlotUtc,
+        @ClaimedBy = @TriggeredBy,
+        @Host = @Fallback,
+        @Fallback = 'Y',
+        @HeartbeatSeconds = @HeartbeatSeconds,
+        @Result = @Claim OUTPUT;
+    IF @Claim NOT IN ('claimed', 'first')
+    BEGIN
+        SET @Due = 'N';
+        SET @Reason = @Claim;
+        RETURN;
+    END;
+    EXEC Job.job_stop_request @JobName = @JobName, @Action = 'clear', @Result = @Stop OUTPUT;
+
+    SET @Due = 'Y';
+    SET @Reason = 'claimed';
+END;
