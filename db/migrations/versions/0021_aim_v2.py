@@ -1,4 +1,4 @@
-"""AIM pipeline v2 (issue 8).
+"""AIM pipeline v2 (issue 8): Job.aim_documents v2 classifies every id once, in one statement.
 
 Revision ID: 0021
 Revises: 0020
@@ -12,7 +12,9 @@ branch_labels = None
 depends_on = None
 
 # (procedure file name, version) applied by this migration, in order.
-PROCEDURES: list[tuple[str, int]] = []
+PROCEDURES: list[tuple[str, int]] = [
+    ("aim_documents", 2),
+]
 
 
 def upgrade() -> None:
