@@ -41,12 +41,10 @@
 --     and in each filtered index a row is in; SQL Server checks for escalation
 --     every 1,250 locks and escalates at 5,000 on one index or table.
 --
--- Differences from the PostgreSQL twin, forced by the engine: PostgreSQL's
--- DELETE has no READPAST, so there the DELETE waits at most lock_timeout for a
--- locked row, then moves the rest of the range with FOR UPDATE SKIP LOCKED;
--- there is no transaction control there (Job.run_batched commits); a char(1)
--- parameter is cut to its length here before the body runs ('YES' is 'Y'),
--- while PostgreSQL refuses 'YES' naming the parameter.
+-- Differences from the PostgreSQL twin, one line each:
+--   * READPAST skips locked rows; the twin's DELETE waits at most lock_timeout, then moves the rest of the range with FOR UPDATE SKIP LOCKED.
+--   * Its own short transaction; the twin has no transaction control (Job.run_batched commits).
+--   * A char(1) parameter is cut to its length before the body runs ('YES' is 'Y'); the twin refuses 'YES' naming the parameter.
 CREATE OR ALTER PROCEDURE Job.archive_aim_batch
     @BatchSize int,
     @Execute char(1),

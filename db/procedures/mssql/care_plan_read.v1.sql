@@ -20,8 +20,9 @@
 -- type, its values the converted values (status 1) of codes with an active
 -- RelevantVaerdi row for its type or for every type. Lists are ordered, so the
 -- same data gives the same text. Reads only, at READ COMMITTED.
--- Twin differences: FOR JSON PATH here, json_build_object/json_agg on PostgreSQL;
--- uuids are upper case here, lower case there (the service folds them).
+-- Differences from the PostgreSQL twin, one line each:
+--   * The document is built with FOR JSON PATH; the twin: json_build_object / json_agg.
+--   * uuids come out upper case; the twin's lower case (the service folds them).
 CREATE OR ALTER PROCEDURE Api.care_plan_read
     @Cpr char(10) = NULL,
     @SetId uniqueidentifier = NULL,

@@ -9,7 +9,8 @@
 -- version takes the plan's VersionNumber as it stands (versions the system we
 -- replace issued are not counted twice). The plan row is locked for the
 -- decision, so two requests at once make one version.
--- Twin differences: UPDLOCK/HOLDLOCK in a transaction here, SELECT ... FOR UPDATE on PostgreSQL.
+-- Differences from the PostgreSQL twin, one line each:
+--   * The row is read WITH (UPDLOCK, HOLDLOCK) in a transaction; the twin: SELECT ... FOR UPDATE.
 CREATE OR ALTER PROCEDURE Api.cda_version_register
     @ForloebsplanId bigint,
     @ContentHash char(64),

@@ -16,9 +16,8 @@
 -- called dynamically, so the scheduler's step names the job's procedure (here
 -- too: no dynamic SQL).
 --
--- Differences from the PostgreSQL twin: Danish time through AT TIME ZONE
--- 'Romance Standard Time' (Windows' zone for Copenhagen; the twin: the IANA
--- zone Europe/Copenhagen).
+-- Differences from the PostgreSQL twin, one line each:
+--   * Danish time through AT TIME ZONE 'Romance Standard Time' (Windows' zone for Copenhagen); the twin: the IANA zone Europe/Copenhagen.
 CREATE OR ALTER PROCEDURE Job.fallback_due
     @JobName varchar(101),
     @EverySeconds int = NULL,

@@ -12,6 +12,11 @@
 -- ROLLBACK by the caller would then undo the run's end with the lock already
 -- gone (and under XACT_ABORT a doomed transaction cannot write at all). The
 -- caller commits or rolls back first; Job.run_batched calls it with none open.
+--
+-- Differences from the PostgreSQL twin, one line each:
+--   * Refused inside a caller's open transaction (@@TRANCOUNT > 0); the twin cannot see one (no @@TRANCOUNT) and has no such check.
+--   * The job lock is found with APPLOCK_MODE for members of flp_orchestrator (or db_owner) only; the twin: pg_locks.
+--   * @Message nvarchar(4000) is cut by the parameter; the twin cuts it with left(..., 4000).
 CREATE OR ALTER PROCEDURE Job.job_run_fail
     @JobName varchar(101),
     @Message nvarchar(4000) = NULL

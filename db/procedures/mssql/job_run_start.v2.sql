@@ -12,9 +12,9 @@
 -- refused (@JobName and @Host are one character wider than their columns so a
 -- longer value arrives long enough to be refused instead of cut silently).
 --
--- Differences from the PostgreSQL twin: the twin checks the caller's role
--- itself (any role can take an advisory lock there) and falls back to the
--- client's address for the host; both fall back to 'unknown'.
+-- Differences from the PostgreSQL twin, one line each:
+--   * sp_getapplock itself refuses a caller outside @DbPrincipal = 'flp_orchestrator'; the twin checks the role (any role may take an advisory lock).
+--   * The host defaults to HOST_NAME(), then 'unknown'; the twin: the client's address, then 'unknown'.
 CREATE OR ALTER PROCEDURE Job.job_run_start
     @JobName varchar(101),
     @TriggeredBy varchar(20) = 'manual',

@@ -12,8 +12,8 @@
 -- database, a new job, or one whose claims are all older than seven days), so
 -- a slot missed before it is not recorded as missed.
 --
--- Differences from the PostgreSQL twin: INSERT ... WHERE NOT EXISTS under
--- UPDLOCK, HOLDLOCK in one transaction (the twin: ON CONFLICT DO NOTHING).
+-- Differences from the PostgreSQL twin, one line each:
+--   * INSERT ... WHERE NOT EXISTS under UPDLOCK, HOLDLOCK in one transaction; the twin: INSERT ... ON CONFLICT DO NOTHING.
 CREATE OR ALTER PROCEDURE Job.job_slot_claim
     @JobName varchar(101),
     @SlotUtc datetime2(3),

@@ -12,8 +12,8 @@
 -- fallback clears before it runs a job, so a request left by a killed
 -- orchestrator never outlives the run it was meant for.
 --
--- Differences from the PostgreSQL twin: a run is alive when its row is
--- running and APPLOCK_TEST finds the job's lock held (the twin: pg_locks).
+-- Differences from the PostgreSQL twin, one line each:
+--   * A run is alive when its row is running and APPLOCK_TEST finds the job's lock held; the twin: pg_locks.
 CREATE OR ALTER PROCEDURE Job.job_stop_request
     @JobName varchar(101),
     @Action varchar(10) = 'request',

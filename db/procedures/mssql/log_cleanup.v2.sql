@@ -14,9 +14,8 @@
 -- procedure (Job.log_cleanup_batch) from the job's name; @Host is one character
 -- wider than Ops.JobRun.Host so an over-long host is refused, not cut.
 --
--- Differences from the PostgreSQL twin: none in behaviour. (PostgreSQL's is a
--- plain procedure CALLed on an autocommit connection, because its engine
--- COMMITs after every batch.)
+-- Differences from the PostgreSQL twin, one line each:
+--   * None in behaviour; the twin is a plain procedure CALLed on an autocommit connection, because its engine COMMITs after every batch.
 CREATE OR ALTER PROCEDURE Job.log_cleanup
     @Execute char(1) = 'Y',
     @TimeLimitSeconds int = NULL,

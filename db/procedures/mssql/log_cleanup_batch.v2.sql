@@ -21,10 +21,9 @@
 -- (one month boundary set created per step, SWITCH without queueing for at most
 -- LockWaitMs, switch-target check, exact row counts, straggler keyset); SET
 -- IMPLICIT_TRANSACTIONS OFF and DEADLOCK_PRIORITY LOW on entry.
--- Differences from the PostgreSQL twin, forced by the engine: the owner check
--- (PostgreSQL's SECURITY DEFINER runs as the routine's owner role, which always
--- exists); a char(1) parameter is cut to its length here before the body runs
--- ('YES' is 'Y'), while PostgreSQL refuses 'YES' naming the parameter.
+-- Differences from the PostgreSQL twin, one line each:
+--   * The owner check (the twin's SECURITY DEFINER runs as the routine's owner role, which always exists).
+--   * A char(1) parameter is cut to its length before the body runs ('YES' is 'Y'); the twin refuses 'YES' naming the parameter.
 CREATE OR ALTER PROCEDURE Job.log_cleanup_batch
     @BatchSize int,
     @Execute char(1),

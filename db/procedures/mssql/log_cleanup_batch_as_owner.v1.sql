@@ -57,12 +57,11 @@
 -- waits other than the SWITCH's are bounded by the caller's LOCK_TIMEOUT
 -- (Job.run_batched sets LockTimeoutMs), 1000 ms when there is none.
 --
--- Differences from the PostgreSQL twin, forced by the engine: SWITCH to a
--- switch-out table instead of TRUNCATE of the partition (hence the switch-target
--- check); stragglers sit in the partition that holds the cutoff instead of a
--- default partition; READPAST instead of FOR UPDATE SKIP LOCKED; a char(1)
--- parameter is cut to its length here before the body runs ('YES' is 'Y'),
--- while PostgreSQL refuses 'YES' naming the parameter.
+-- Differences from the PostgreSQL twin, one line each:
+--   * SWITCH to a switch-out table (hence the switch-target check); the twin: TRUNCATE of the partition.
+--   * Stragglers sit in the partition that holds the cutoff; the twin: in a default partition.
+--   * READPAST; the twin: FOR UPDATE SKIP LOCKED.
+--   * A char(1) parameter is cut to its length before the body runs ('YES' is 'Y'); the twin refuses 'YES' naming the parameter.
 --
 -- Permissions: ALTER TABLE ... SWITCH and TRUNCATE TABLE need ALTER on both
 -- tables, SPLIT needs ALTER ANY DATASPACE, and reading sys.partitions needs

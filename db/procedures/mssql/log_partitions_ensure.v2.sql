@@ -31,8 +31,8 @@
 -- LOW on entry; LOCK_TIMEOUT 0 only inside the split's dynamic batch, so the
 -- caller's bounded LOCK_TIMEOUT stays for the rest (version 1 set it back to
 -- -1, wait forever).
--- Differences from the PostgreSQL twin, forced by the engine: boundaries split
--- in the partition function instead of a table attached as a partition.
+-- Differences from the PostgreSQL twin, one line each:
+--   * Boundaries are split in the partition function; the twin attaches a table as a partition.
 --
 -- Permissions: ALTER PARTITION SCHEME / FUNCTION need ALTER ANY DATASPACE. It
 -- runs in the owner's context of its caller Job.log_cleanup_batch_as_owner

@@ -7,9 +7,9 @@
 -- touches many patients, and a full recompute, wait for this window
 -- (known problem 4). @LocalTime is the local time it judged, for notes.
 --
--- Differences from the PostgreSQL twin, forced by the engine: the time zone is
--- 'Romance Standard Time' (Windows' name for Europe/Copenhagen); the weekday
--- is counted from a known Monday, so SET DATEFIRST does not matter.
+-- Differences from the PostgreSQL twin, one line each:
+--   * The time zone is 'Romance Standard Time' (Windows' name for Europe/Copenhagen); the twin: the IANA zone.
+--   * The weekday is counted from a known Monday, so SET DATEFIRST does not matter; the twin: extract(isodow).
 CREATE OR ALTER PROCEDURE Job.off_hours_check
     @NowUtc datetime2(3) = NULL,
     @OffHours bit = NULL OUTPUT,

@@ -17,12 +17,10 @@
 -- judged, for notes; @Holiday names the holiday or closing day of that local
 -- date when it counted (NULL otherwise).
 --
--- Differences from the PostgreSQL twin, forced by the engine: the time zone is
--- 'Romance Standard Time' (Windows' name for Europe/Copenhagen); the weekday
--- is counted from a known Monday, so SET DATEFIRST does not matter; the
--- holiday names spell å and æ as NCHAR(229) and NCHAR(230), so the stored text
--- is right whatever code page sqlcmd reads the script in (a UTF-8 file without
--- a BOM is read in the client's code page unless sqlcmd gets -f 65001).
+-- Differences from the PostgreSQL twin, one line each:
+--   * The time zone is 'Romance Standard Time' (Windows' name for Europe/Copenhagen); the twin: the IANA zone.
+--   * The weekday is counted from a known Monday, so SET DATEFIRST does not matter; the twin: extract(isodow).
+--   * The holiday names spell å and æ as NCHAR(229) and NCHAR(230): sqlcmd reads a UTF-8 file without BOM in the client's code page.
 CREATE OR ALTER PROCEDURE Job.off_hours_check
     @NowUtc datetime2(3) = NULL,
     @OffHours bit = NULL OUTPUT,

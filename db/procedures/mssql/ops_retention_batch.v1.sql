@@ -25,10 +25,10 @@
 -- @Execute = 'N' only counts what the batch would remove; it writes nothing
 -- (a dry batch may count a large run's rows in one go, more than @BatchSize).
 --
--- Differences from the PostgreSQL twin, forced by the engine: PostgreSQL has
--- no READPAST (FOR UPDATE SKIP LOCKED picks the rows) and no transaction
--- control here (Job.run_batched commits); its picks are arrays, not a table
--- variable.
+-- Differences from the PostgreSQL twin, one line each:
+--   * READPAST skips locked rows; the twin picks them with FOR UPDATE SKIP LOCKED.
+--   * Its own short transaction; the twin has no transaction control (Job.run_batched commits).
+--   * The picks are a table variable; the twin's are arrays.
 CREATE OR ALTER PROCEDURE Job.ops_retention_batch
     @BatchSize int,
     @Execute char(1),

@@ -56,11 +56,11 @@
 -- writes nothing (a dry batch may count more than @BatchSize rows in one go).
 -- Each DELETE runs in its own short transaction (BEGIN / COMMIT here).
 --
--- Differences from the PostgreSQL twin, forced by the engine: PostgreSQL has
--- no READPAST (FOR UPDATE SKIP LOCKED picks the rows) and no transaction
--- control here (Job.run_batched commits); its picks are arrays, not a table
--- variable; its dry run counts locked rows too (MVCC), this one skips them
--- (READPAST).
+-- Differences from the PostgreSQL twin, one line each:
+--   * READPAST skips locked rows; the twin picks them with FOR UPDATE SKIP LOCKED.
+--   * Its own short transaction; the twin has no transaction control (Job.run_batched commits).
+--   * The picks are a table variable; the twin's are arrays.
+--   * The dry run skips locked rows (READPAST); the twin's counts them too (MVCC).
 CREATE OR ALTER PROCEDURE Job.ops_retention_batch
     @BatchSize int,
     @Execute char(1),

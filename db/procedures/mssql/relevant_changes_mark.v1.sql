@@ -22,9 +22,9 @@
 -- @Waiting: due changes left waiting for the window.
 -- Each change's slice is one short transaction (at most @Limit <= 4,000 rows).
 --
--- Differences from the PostgreSQL twin, forced by the engine: table variables
--- hold the patients of a step (PostgreSQL: arrays); the loop over the due
--- changes (never over patients) is a WHILE over ChangeId.
+-- Differences from the PostgreSQL twin, one line each:
+--   * Table variables hold the patients of a step; the twin: arrays.
+--   * The loop over the due changes (never over patients) is a WHILE over ChangeId; the twin: FOR ... IN a query.
 CREATE OR ALTER PROCEDURE Job.relevant_changes_mark
     @NowUtc datetime2(3) = NULL,
     @Force char(1) = 'N',

@@ -58,11 +58,11 @@
 --       @Rows int OUTPUT, @Done bit OUTPUT, @Note nvarchar(400) OUTPUT
 -- It must not change LOCK_TIMEOUT itself: it inherits LockTimeoutMs.
 --
--- Differences from the PostgreSQL twin: the twin catches errors in sub-blocks
--- (a PL/pgSQL block that COMMITs cannot catch), has no DEADLOCK_PRIORITY, and
--- marks its session with application_name 'flp-job:<job>' for the health gate,
--- and (version 3) commits the progress row without waiting for its WAL flush;
--- its header says why, one line each.
+-- Differences from the PostgreSQL twin, one line each:
+--   * One TRY/CATCH around the steps; the twin catches errors in sub-blocks around each step (a PL/pgSQL block that COMMITs cannot catch).
+--   * SET DEADLOCK_PRIORITY LOW makes the batch the deadlock victim; the twin has no such setting.
+--   * Job.health_check leaves out sessions in WAITFOR; the twin marks its session with application_name 'flp-job:<job>' for it.
+--   * The progress row commits durably; the twin commits it with synchronous_commit off (version 3).
 CREATE OR ALTER PROCEDURE Job.run_batched
     @JobName varchar(101),
     @Execute char(1) = 'Y',

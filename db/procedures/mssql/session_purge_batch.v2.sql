@@ -40,10 +40,10 @@
 --   * @BatchSize at most 4000: a deleted row locks a key in both indexes, and
 --     SQL Server escalates at 5,000 locks on one index (checked every 1,250).
 --
--- Differences from the PostgreSQL twin, forced by the engine: PostgreSQL has no
--- READPAST (FOR UPDATE SKIP LOCKED there) and no transaction control in the
--- batch; a char(1) parameter is cut to its length here before the body runs
--- ('YES' is 'Y'), while PostgreSQL refuses 'YES' naming the parameter.
+-- Differences from the PostgreSQL twin, one line each:
+--   * READPAST skips locked rows; the twin: FOR UPDATE SKIP LOCKED.
+--   * Its own short transaction; the twin has no transaction control in the batch (Job.run_batched commits).
+--   * A char(1) parameter is cut to its length before the body runs ('YES' is 'Y'); the twin refuses 'YES' naming the parameter.
 CREATE OR ALTER PROCEDURE Job.session_purge_batch
     @BatchSize int,
     @Execute char(1),
