@@ -10,8 +10,8 @@ started on loopback like the tests do) and a SecantusDB server:
    until the queue is drained (its per-stage times from its own counters, its
    peak memory from the kernel: VmHWM of the child);
 3. the floor, in the same run against the same MongoDB server: a plain
-   ``insert_many`` of the same documents (read back beforehand, untimed) into
-   a fresh collection, in batches of MessageSize.
+   ``insert_many`` of the same documents (read back a batch at a time, untimed)
+   into a fresh collection, in batches of MessageSize.
 
 Ratio = (import + consume wall time) / floor. Target: at most 1.5.
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import os
 import re
 import resource
@@ -53,6 +54,12 @@ from tests.support.sql import execute, scalar
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 1.5
+# Memory a run needs, per pending row: SecantusDB keeps growing with the collections
+# (the consumer's, the floor's), plus the consumer and PostgreSQL. A run that does not
+# fit is refused up front: running out of memory on a machine without swap kills
+# whole process trees (another run's too), without a word.
+MEMORY_PER_ROW_KB = 24
+MEMORY_BASE_MB = 1536
 
 
 CONSUME_CHILD = """
@@ -256,25 +263,37 @@ def run_queue(kind, db, settings, mongo_url, rabbit_url, collection, concurrency
 def floor(
     mongo_url: str, source: str, target: str, batch: int, meter: CpuMeter, indexed: bool = False
 ) -> tuple[float, int, float]:
-    """Seconds to insert_many the documents of ``source`` (read beforehand, untimed) into ``target``.
+    """Seconds to insert_many the documents of ``source`` into ``target``, in batches of ``batch``.
 
-    The documents are plain dicts, as a writer holding them would pass them: pymongo
-    encodes them to BSON inside the timed part, as it does for the consumer.
+    The documents are read a batch at a time (untimed) from one cursor in the server's
+    natural order, and only the insert_many calls are timed. Reading all of them first
+    (150,000 documents: about 6 GB of dicts in this process) and sorting them on the
+    server (another 5-9 GB in SecantusDB) made a full run need some 15 GB: two runs at
+    once on a 24 GB machine without swap ran it out of memory. The documents are plain
+    dicts, as a writer holding them would pass them: pymongo encodes them to BSON inside
+    the timed part, as it does for the consumer. The server's CPU is metered over the
+    whole loop, reads included (small next to the inserts; the figure says so).
     """
     client = pymongo.MongoClient(mongo_url)
-    documents = list(client["flp_aim"][source].find({}).sort("_id", 1))
     target_collection = client["flp_aim"][target]
     if indexed:  # the consumer's collection has these; the plain floor has none
         for keys, name in INDEXES:
             target_collection.create_index(keys, name=name)
     cpu_before = meter.read()
-    started = time.perf_counter()
-    for i in range(0, len(documents), batch):
-        target_collection.insert_many(documents[i : i + batch], ordered=False)
-    seconds = time.perf_counter() - started
+    seconds, count = 0.0, 0
+    cursor = client["flp_aim"][source].find({}, batch_size=batch)
+    while True:
+        documents = list(itertools.islice(cursor, batch))
+        if not documents:
+            break
+        started = time.perf_counter()
+        target_collection.insert_many(documents, ordered=False)
+        seconds += time.perf_counter() - started
+        count += len(documents)
+    cursor.close()
     server_cpu = CpuMeter.spent(cpu_before, meter.read()).get("SecantusDB", 0.0)
     client.close()
-    return seconds, len(documents), server_cpu
+    return seconds, count, server_cpu
 
 
 def print_report(
@@ -367,6 +386,15 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=1)
     args = parser.parse_args()
     kinds = [k for k in args.queues.split(",") if k]
+    needed_mb = MEMORY_BASE_MB + args.rows * MEMORY_PER_ROW_KB // 1024
+    available_mb = psutil.virtual_memory().available // (1024 * 1024)
+    if available_mb < needed_mb:
+        print(
+            f"bench_aim: {args.rows:,} rows need about {needed_mb:,} MB of memory, "
+            f"{available_mb:,} MB are available (another run going?): not started",
+            file=sys.stderr,
+        )
+        return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # servers are stopped in the finally blocks
 
     rabbit = rabbitmq.RabbitServer().start() if "rabbitmq" in kinds else None
@@ -430,10 +458,19 @@ def main() -> int:
                         f"(SecantusDB CPU {plain_cpu:.1f} s); {indexed_text}"
                         f"load average {load_before} / {load_average()}"
                     )
+                    if mongo_server.process:
+                        server_peak_mb = _vm_hwm_kb(mongo_server.process.pid) / 1024
+                        print(f"SecantusDB peak memory so far (VmHWM): {server_peak_mb:,.0f} MB")
                 r = results[-1]
                 print(f"{kind}: {r['rows']:,} import {r['import_s']:.1f} s, consume {r['seconds']:.1f} s")
                 print_report(r, *floors[0], args.concurrency)
             db.engine.dispose()
+            own_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            server_peak_mb = _vm_hwm_kb(mongo_server.process.pid) / 1024 if mongo_server.process else 0.0
+            print(
+                f"peak memory (VmHWM): this process {own_peak_mb:,.0f} MB, "
+                f"SecantusDB {server_peak_mb:,.0f} MB"
+            )
     finally:
         mongo_server.cleanup()
         if rabbit:

@@ -308,17 +308,24 @@ class _Worker:
         except Exception:
             connection.close()
             raise
-        documents = parse_documents(out["Documents"])
+        # The JSON text (about 6 MB a message) is not needed once parsed: let it go now,
+        # not when the message is acknowledged two steps later.
+        documents = parse_documents(out.pop("Documents"))
         self.stats.add(fetch=time.perf_counter() - started)
         return out, documents
 
-    def _write(self, fetched) -> tuple[dict, list[dict], WriteResult]:
-        """The write thread's step: wait for the documents, write them (fetch errors pass through)."""
+    def _write(self, fetched) -> tuple[dict, list[int], WriteResult]:
+        """The write thread's step: wait for the documents, write them (fetch errors pass through).
+
+        Returns the ids written, not the documents: the mark needs only those, and the
+        documents (tens of MB a message as Python objects) are freed while the message
+        waits for its mark, so a worker holds at most two messages' documents, not three.
+        """
         out, documents = fetched.result() if isinstance(fetched, concurrent.futures.Future) else fetched
         started = time.perf_counter()
         written = self.c.store.write(documents)
         self.stats.add(write=time.perf_counter() - started)
-        return out, documents, written
+        return out, [d["_id"] for d in documents], written
 
     def handle(self, queue: Queue, message: Message, ids: list[int], written=None) -> None:
         """Finish one message: its write's result (or, on a retry, read and write again here),
@@ -353,13 +360,12 @@ class _Worker:
     def _process(self, queue: Queue, message: Message, ids: list[int], written=None) -> None:
         db = self.c.db
         if written is not None:
-            out, documents, result = written.result()
+            out, delivered, result = written.result()
         else:
-            out, documents, result = self._write(self._fetch(self._own, ids))
+            out, delivered, result = self._write(self._fetch(self._own, ids))
         t2 = time.perf_counter()
         marked = 0
-        if documents:
-            delivered = [d["_id"] for d in documents]
+        if delivered:
             marked = db.call(
                 self._conn(), "Job.aim_mark_delivered", {"Ids": json.dumps(delivered)}, ("Rows",)
             )["Rows"]
@@ -373,10 +379,8 @@ class _Worker:
         t3 = time.perf_counter()
         queue.ack(message)
         t4 = time.perf_counter()
-        # Delivered before this read: the ids neither read nor missing. (Not the procedure's
-        # AlreadyDelivered: its second statement may see rows another message marked after
-        # its first statement read them, and count them twice.)
-        already_delivered = max(len(set(ids)) - len(documents) - len(missing), 0)
+        # Job.aim_documents v2 classifies each distinct id once (found, delivered, missing).
+        already_delivered = int(out["AlreadyDelivered"] or 0)
         self.stats.add(
             documents=result.inserted,
             duplicates=result.duplicates,
