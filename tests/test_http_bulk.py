@@ -269,7 +269,7 @@ def test_bulk_work_never_takes_an_interactive_slot(bulk_db, keys, logs):
     app.state.guard.slots.release()
 
 
-def test_a_poison_document_fails_its_job_with_a_reason_and_the_other_clinics_job_is_done(bulk_db, keys, logs):
+def test_a_poison_document_is_dead_lettered_and_its_job_and_the_other_clinics_go_on(bulk_db, keys, logs):
     db = bulk_db
     with serving(app_for(keys, db)) as base:
         token, other_token = keys.token(), keys.token(sor=OTHER_SOR)
@@ -282,8 +282,11 @@ def test_a_poison_document_fails_its_job_with_a_reason_and_the_other_clinics_job
 
         assert drain(db) == "succeeded"
         status, _, job = request(base + headers["location"], token, method="GET", body=None)
-        assert status == 200 and (job["state"], job["documents"], job["inserted"]) == ("failed", 2, 6)
-        assert job["reason"].startswith("document 2: ") and job["finishedUtc"]
+        # Documents 0, 1 and 3-5 applied (3 rows each), 6 rejected by validation, 2 dead-lettered.
+        assert status == 200 and (job["state"], job["documents"], job["inserted"]) == ("done", 7, 15)
+        assert job["rejectedDocuments"] == 2 and job["reason"] is None and job["finishedUtc"]
+        dead = [(e["document"], e["field"]) for e in job["errors"] if e["reason"] == "dead_lettered"]
+        assert dead == [(2, "document")]
         status, _, other = request(base + other_headers["location"], other_token, method="GET", body=None)
         assert status == 200 and (other["state"], other["documents"], other["reason"]) == ("done", 4, None)
         assert table_counts(db)[2] == 0

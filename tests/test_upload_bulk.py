@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import pytest
 
@@ -157,7 +158,7 @@ def test_a_big_upload_waits_for_the_off_hours_window_and_smaller_ones_pass_it(sm
     assert store.job_status(db, SOR, big)["state"] == "done"
 
 
-def test_a_poison_document_fails_its_upload_and_the_drain_goes_on_with_the_others(small_batches):
+def test_a_poison_document_is_dead_lettered_and_the_documents_after_it_are_applied(small_batches):
     db = small_batches
     poisoned = enqueue(db, [document(n) for n in range(6)])
     other = enqueue(db, [document(n) for n in range(20, 24)], sor=OTHER)  # queued behind it
@@ -170,17 +171,29 @@ def test_a_poison_document_fails_its_upload_and_the_drain_goes_on_with_the_other
     )
 
     # One run: batch 0-2 applied; batch 3-5 raises (rolled back, attempt 1 each); document 3 alone
-    # raises twice more (attempts 2 and 3 of MaxAttempts 3): its upload fails, the rest is unstaged;
-    # the other clinic's upload drains in the same run.
+    # raises twice more (attempts 2 and 3 of MaxAttempts 3): it is dead-lettered, and documents 4 and 5
+    # (after it in the same batch) are applied; the other clinic's upload drains in the same run.
     assert drain(db) == "succeeded"
     status = store.job_status(db, SOR, poisoned)
-    assert (status["state"], status["documents"], status["inserted"]) == ("failed", 3, 9)
-    assert status["reason"].startswith("document 3: ") and "p_Document" in status["reason"]
+    assert (status["state"], status["documents"], status["rejectedDocuments"]) == ("done", 6, 1)
+    assert (status["inserted"], status["rejected"], status["reason"]) == (15, 3, None)  # its 3 rows
+    (error,) = status["errors"]
+    assert (error["document"], error["field"], error["row"]) == (3, "document", None)
+    assert error["reason"] == "dead_lettered"
+    assert "p_Document" in error["message"] and CPRS[3] not in error["message"]
     assert status["finishedUtc"] is not None
     assert scalar(db, "SELECT count(*) FROM Upload.StagedDocument WHERE UploadId = ?", (poisoned,)) == 0
+    dead = fetch_all(db, "SELECT DocNo, Attempts, Reason, Document FROM Upload.DeadLetterDocument")
+    assert [(d[0], d[1]) for d in dead] == [(3, 3)]
+    assert "p_Document" in dead[0][2] and CPRS[3] not in dead[0][2]
+    assert dead[0][3].startswith('{"cpr": "')  # kept as it was, for an operator to fix and send again
     done = store.job_status(db, OTHER, other)
     assert (done["state"], done["documents"], done["inserted"], done["reason"]) == ("done", 4, 12, None)
-    assert table_counts(db) == (14, 7, 0)
+    assert table_counts(db) == (18, 9, 0)  # 9 documents of 2 values and a diagnosis
+    day_sql = "SELECT RejectedDocuments, RowsRejected FROM Ops.UploadStatistic WHERE SorCode = ?"
+    day = fetch_all(db, day_sql, (SOR,))
+    assert day == [(1, 3)]
+    assert scalar(db, "SELECT RowsRejected FROM Ops.UploadRejection WHERE Reason = 'dead_lettered'") == 1
 
     notes = [
         n
@@ -191,10 +204,10 @@ def test_a_poison_document_fails_its_upload_and_the_drain_goes_on_with_the_other
         )
     ]
     raised = [n for n in notes if n.startswith("raised on")]
-    assert len(raised) == 3 and "attempt 3 of 3): upload failed" in raised[-1]
+    assert len(raised) == 3 and "attempt 3 of 3): dead-lettered" in raised[-1]
     assert all(c not in note for note in notes for c in CPRS)
     assert drain(db) == "succeeded"  # nothing left to try: the next minute's run is quiet
-    assert store.job_status(db, SOR, poisoned)["state"] == "failed"
+    assert store.job_status(db, SOR, poisoned)["state"] == "done"
 
 
 def test_after_a_batch_raised_its_documents_go_alone_and_only_the_poison_one_is_blamed(small_batches):
@@ -206,9 +219,66 @@ def test_after_a_batch_raised_its_documents_go_alone_and_only_the_poison_one_is_
     unreadable = "UPDATE Upload.StagedDocument SET Document = '[' WHERE UploadId = ? AND DocNo = 1"
     execute(db, unreadable, (upload_id,))
     # Batch 0-2 raises: no document is blamed for a batch in company, even at MaxAttempts 1.
-    # Document 0 then goes alone and is applied; document 1 alone raises and fails the upload.
+    # Document 0 then goes alone and is applied; document 1 alone raises and is dead-lettered;
+    # document 2 alone is applied.
     assert drain(db) == "succeeded"
     status = store.job_status(db, SOR, upload_id)
-    assert (status["state"], status["documents"], status["inserted"]) == ("failed", 1, 3)
-    assert status["reason"].startswith("document 1: ")
+    assert (status["state"], status["documents"], status["inserted"]) == ("done", 3, 6)
+    assert [(e["document"], e["reason"]) for e in status["errors"]] == [(1, "dead_lettered")]
+    assert fetch_all(db, "SELECT DocNo FROM Upload.DeadLetterDocument") == [(1,)]
     assert table_counts(db)[2] == 0
+
+
+def test_a_document_over_the_row_cap_is_rejected_at_enqueue_naming_it_and_its_field(small_batches):
+    db = small_batches
+    big = document(1, extra_values=4000)  # 4,001 rows: over the cap of 4,000 a document
+    upload_id = enqueue(db, [document(0), big, document(2)])
+    status = store.job_status(db, SOR, upload_id)
+    assert (status["documentsTotal"], status["documents"], status["rejectedDocuments"]) == (3, 1, 1)
+    (error,) = status["errors"]
+    assert (error["document"], error["field"], error["row"]) == (1, "values", None)
+    assert error["reason"] == "too_many_rows"
+    assert "4001 rows" in error["message"] and "4000" in error["message"]
+    assert status["rejected"] == 4001
+    assert table_counts(db)[2] == 2  # nothing of it staged
+    assert drain(db) == "succeeded"
+    status = store.job_status(db, SOR, upload_id)
+    assert (status["state"], status["documents"], status["inserted"]) == ("done", 3, 6)
+    # Nothing of the refused patient written.
+    assert scalar(db, "SELECT count(*) FROM PLSP.Patient WHERE Cpr = ?", (CPRS[1],)) == 0
+    assert scalar(db, "SELECT RowsRejected FROM Ops.UploadRejection WHERE Reason = 'too_many_rows'") == 1
+    # At the cap it is taken.
+    at_cap = enqueue(db, [document(3, extra_values=3999)])
+    assert store.job_status(db, SOR, at_cap)["rejectedDocuments"] == 0
+
+
+def test_the_throttle_count_is_capped_at_the_largest_int_not_overflowed(db):
+    day, now = "2026-03-02", datetime(2026, 3, 2, 12, 0)
+    counts = {("1" + str(n), day): 999_999_999 for n in range(3)}
+    counts[(SOR, day)] = 999_999_999
+    store.throttled(db, counts, now=now)
+    store.throttled(db, {(SOR, day): 999_999_999}, now=now)  # 1,999,999,998: fits
+    store.throttled(db, {(SOR, day): 999_999_999}, now=now)  # would be 2,999,999,997: capped
+    store.throttled(db, {(SOR, day): 5}, now=now)  # stays at the cap
+    assert scalar(db, "SELECT Throttled FROM Ops.UploadStatistic WHERE SorCode = ?", (SOR,)) == 2**31 - 1
+    # An in-memory count over what one entry takes (9 digits): sent as that, not refused.
+    store.throttled(db, {(OTHER, day): 3 * 10**9}, now=now)
+    assert scalar(db, "SELECT Throttled FROM Ops.UploadStatistic WHERE SorCode = ?", (OTHER,)) == 999_999_999
+
+
+def test_the_0018_downgrade_refuses_while_documents_are_staged(empty_db_url):
+    from orchestrator.db import migrate
+    from orchestrator.db.connection import Database
+
+    url = empty_db_url
+    migrate.upgrade(url, "0018")
+    db = Database(url)
+    load_relevant(db)
+    upload_id = enqueue(db, [document(0), document(1)])
+    with pytest.raises(Exception, match=r"Downgrade of 0018 refused: Upload.StagedDocument holds 2 staged"):
+        migrate.downgrade(url, "0017")
+    assert migrate.current(url) == "0018"  # nothing undone
+    assert scalar(db, "SELECT count(*) FROM Upload.StagedDocument WHERE UploadId = ?", (upload_id,)) == 2
+    assert drain(db) == "succeeded"
+    migrate.downgrade(url, "0017")  # nothing staged: it goes
+    assert migrate.current(url) == "0017"

@@ -77,6 +77,8 @@ def enqueue(
     return _call(db, conn, "Upload.upload_enqueue", params, ("UploadId", "Documents", "Rows"))
 
 
+MAX_THROTTLE_COUNT = 999_999_999  # Upload.upload_throttled's largest count an entry (9 digits)
+
 JOB_OUTPUTS = (
     "State",
     "ReceivedUtc",
@@ -108,8 +110,13 @@ def job_status(db: Database, sor: str, upload_id: int, *, conn: Any = None) -> d
 def throttled(
     db: Database, counts: dict[tuple[str, str], int], *, now: datetime | None = None, conn: Any = None
 ) -> int:
-    """Upload.upload_throttled: add the 429 counts {(sor, UTC day): n} to the day's statistics, one call."""
-    body = [{"sor": sor, "day": day, "count": n} for (sor, day), n in sorted(counts.items())]
+    """Upload.upload_throttled: add the 429 counts {(sor, UTC day): n} to the day's statistics, one call.
+    A count over MAX_THROTTLE_COUNT is sent as that (the procedure takes at most 9 digits, and caps the
+    day's total at the largest int anyway)."""
+    body = [
+        {"sor": sor, "day": day, "count": min(n, MAX_THROTTLE_COUNT)}
+        for (sor, day), n in sorted(counts.items())
+    ]
     params = {"Counts": json.dumps(body), "NowUtc": now}
     return _call(db, conn, "Upload.upload_throttled", params, ("Rows",))["rows"]
 

@@ -4,7 +4,13 @@ Revision ID: 0018
 Revises: 0017
 """
 
-from orchestrator.db.migration_ops import downgrade_procedures, run_schema_file, upgrade_procedures
+from orchestrator.db.migration_ops import (
+    downgrade_procedures,
+    engine,
+    execute,
+    run_schema_file,
+    upgrade_procedures,
+)
 
 revision = "0018"
 down_revision = "0017"
@@ -27,6 +33,36 @@ def upgrade() -> None:
     upgrade_procedures(PROCEDURES)
 
 
+# The downgrade drops Upload.StagedDocument: refused, before anything is undone, while it holds
+# documents of accepted uploads (202 answered, not yet drained), which it would lose.
+REFUSE_WHILE_STAGED = {
+    "postgresql": """
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM Upload.StagedDocument) THEN
+        RAISE EXCEPTION USING ERRCODE = 'FL001',
+            MESSAGE = 'Downgrade of 0018 refused: Upload.StagedDocument holds '
+                || (SELECT count(*) FROM Upload.StagedDocument)
+                || ' staged documents of accepted bulk uploads, which it would drop. '
+                || 'Let Job.upload_drain apply them, then downgrade.';
+    END IF;
+END
+$$;
+""",
+    "mssql": """
+IF EXISTS (SELECT 1 FROM Upload.StagedDocument)
+BEGIN
+    DECLARE @Message nvarchar(2048) = CONCAT(N'Downgrade of 0018 refused: Upload.StagedDocument holds ',
+        (SELECT COUNT(*) FROM Upload.StagedDocument),
+        N' staged documents of accepted bulk uploads, which it would drop. ',
+        N'Let Job.upload_drain apply them, then downgrade.');
+    THROW 50001, @Message, 1;
+END;
+""",
+}
+
+
 def downgrade() -> None:
+    execute(REFUSE_WHILE_STAGED[engine()])
     downgrade_procedures(PROCEDURES)
     run_schema_file("0018_upload_bulk.down")

@@ -1,0 +1,3 @@
+-- Undo 0024_upload_v3 on SQL Server.
+DROP TABLE Upload.DeadLetterDocument;
+GO
