@@ -395,27 +395,33 @@ def test_health_check_finds_an_idle_database_idle(db):
 
 
 def test_a_run_that_fails_and_cannot_be_ended_reports_its_own_error_and_frees_the_lock(db):
-    """v5 (migration 0025): the run fails (a setting broken mid-run) while another session holds
-    its Ops.JobRun row, so ending it as failed gives up on the row lock too. The caller still
-    gets the run's own error, not the lock timeout (v4 raised job_run_finish's error), and the
-    lock is gone: once the row is free the next run starts and marks the old one abandoned."""
+    """v5 (migration 0025): the run fails (a setting broken mid-run) and ending it as failed fails
+    too (a trigger in the test's own database refuses that UPDATE of Ops.JobRun: a run row that
+    cannot be written, as a lock timeout or a full disk would make it). The caller still gets the
+    run's own error, not job_run_finish's (v4 raised that one), and the lock is gone: the next run
+    starts and marks the old one abandoned."""
     slow_down_batches(db, 20)
     set_settings(db, BatchSizeStart=20, BatchSizeMin=20, BatchSizeMax=20, SleepFactor=4)
     load_aim(db, 400, kinds=HALF_MOVABLE)
     with admin(db) as conn:
-        name = conn.execute("SELECT current_database()").fetchone()[0]
-        # The job's own steps (not its batches: LockTimeoutMs) wait at most this long.
-        conn.execute(f"ALTER DATABASE \"{name}\" SET lock_timeout = '300ms'")
+        conn.execute(
+            "CREATE FUNCTION ops.test_refuse_failed_end() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF NEW.Status = 'failed' THEN RAISE EXCEPTION 'test: this run cannot be ended failed'; "
+            "END IF; "
+            "RETURN NEW; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER test_refuse_failed_end BEFORE UPDATE ON Ops.JobRun "
+            "FOR EACH ROW EXECUTE FUNCTION ops.test_refuse_failed_end()"
+        )
     job = JobThread(db)
     job.start()
     wait_for(lambda: scalar(db, "SELECT count(*) FROM Ops.JobRunBatch") >= 1, "a batch")
-    with admin(db) as blocker, blocker.transaction():
-        # NO KEY: the progress rows' foreign key check (KEY SHARE) is not blocked, the run's end is.
-        blocker.execute("SELECT 1 FROM Ops.JobRun WHERE Status = 'running' FOR NO KEY UPDATE")
-        set_setting(db, "SleepFactor", "fast")
-        job.join(LOCK_WAIT_SECONDS)
-        assert job.result is not None and job.result.result == "failed"
-        assert "Setting SleepFactor " in job.result.error and "lock timeout" not in job.result.error
+    set_setting(db, "SleepFactor", "fast")
+    job.join(LOCK_WAIT_SECONDS)
+
+    assert job.result is not None and job.result.result == "failed"
+    assert "Setting SleepFactor " in job.result.error and "cannot be ended" not in job.result.error
     failed_run = scalar(db, "SELECT JobRunId FROM Ops.JobRun WHERE Status = 'running'")
 
     set_setting(db, "SleepFactor", "0")
