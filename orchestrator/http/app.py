@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 
+import anyio.to_thread
 from fastapi import FastAPI
 
 from orchestrator.db.connection import Database
@@ -13,6 +15,8 @@ from orchestrator.http.limits import Guard, Limits, ThrottleFlusher
 from orchestrator.http.pool import Connections
 from orchestrator.http.settings import HttpSettings
 from reports import http as report_pages
+
+log = logging.getLogger("orchestrator.http")
 
 TITLE = "FLP service"
 VERSION = "1.0.0"
@@ -30,6 +34,9 @@ def create_app(settings: HttpSettings | None, db: Database | None, limits: Limit
     async def lifespan(app: FastAPI):
         flusher = None
         if connections is not None:
+            # Every pooled connection before the first request (pool.py says why); off the event loop.
+            if not await anyio.to_thread.run_sync(connections.open):
+                log.warning("database connections not all open at start: the pool goes on opening them")
 
             def send(counts: dict[tuple[str, str], int]) -> None:
                 with connections.connect() as conn:

@@ -1,7 +1,11 @@
 """The service's database connections: a pool per instance, so a request does not pay for a new session.
 
-PostgreSQL: a ``psycopg_pool.ConnectionPool`` of autocommit connections, opened
-on first use, at most ``max_size`` (the upload limits plus a few for the reads).
+PostgreSQL: a ``psycopg_pool.ConnectionPool`` of autocommit connections, all
+``max_size`` of them (the upload limits plus a few for the reads) opened when
+the service starts (``open``), and kept: a pool that grows on demand makes the
+request that finds every connection busy wait for a new session (its backend
+started, then the procedures compiled on their first call in it), which was
+what made the small uploads' p99 many times their p50 (docs/http.md).
 A connection that comes back broken or inside a transaction is discarded by
 the pool, so a database restart costs one failed request per pooled connection
 (answered 503), not a stuck service. SQL Server: ``Database.connect`` through
@@ -25,6 +29,7 @@ from orchestrator.db.urls import libpq_url
 from orchestrator.http.problems import ProblemError
 
 WAIT_SECONDS = 5.0  # a request waits this long for a free connection, then gets 503
+OPEN_WAIT_SECONDS = 10.0  # at start, wait this long for every connection; then serve anyway (they follow)
 
 
 class Connections:
@@ -43,13 +48,30 @@ class Connections:
 
                     self._pool = ConnectionPool(
                         libpq_url(self.db.url),
-                        min_size=1,
+                        min_size=self.max_size,  # every connection at start: none opened under a request
                         max_size=self.max_size,
                         kwargs={"autocommit": True, "application_name": "flp-serve"},
                         name="flp-serve",
                         open=True,
                     )
         return self._pool
+
+    def open(self) -> bool:
+        """Open every connection now (the service's start), so no request waits for one to be made.
+        False when they were not all ready in OPEN_WAIT_SECONDS (the database is away or slow):
+        the pool goes on opening them, and requests wait as they would have."""
+        if self.db.kind != "postgresql":
+            return True
+        from psycopg_pool import PoolTimeout
+
+        pool = self._get_pool()
+        if pool is None:
+            return False
+        try:
+            pool.wait(timeout=OPEN_WAIT_SECONDS)
+        except PoolTimeout:
+            return False
+        return True
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[Any]:
