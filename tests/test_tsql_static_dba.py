@@ -122,7 +122,9 @@ def test_fallback_due_takes_daily_at_one_wider_and_checks_its_length():
 DIFFERENCES_LINE = re.compile(
     r"^-- (?:Twin differences|Differences from the PostgreSQL twin)\b.*$", re.IGNORECASE | re.MULTILINE
 )
-DIFFERENCES_HEAD = "-- Differences from the PostgreSQL twin, one line each:"
+DIFFERENCES_HEAD = re.compile(
+    r"^-- Differences from the PostgreSQL twin(?:, forced by the engine)?, one (?:line each|a line):$"
+)
 DIFFERENCE_ITEM = re.compile(r"^--   \* \S")
 NO_DIFFERENCE = re.compile(r": none\b[^.()]*\.$")  # "none in behaviour." on its one line
 # Under review by their authors in this session (DBA review, phase 3): checked once they stop.
@@ -142,6 +144,6 @@ def test_each_twin_difference_is_listed_on_a_line_of_its_own():
             following = header[m.end() + 1 :].splitlines()
             if NO_DIFFERENCE.search(m[0]):
                 continue
-            if m[0] != DIFFERENCES_HEAD or not following or not DIFFERENCE_ITEM.match(following[0]):
+            if not DIFFERENCES_HEAD.match(m[0]) or not following or not DIFFERENCE_ITEM.match(following[0]):
                 problems.append(f"{path.name}: {m[0][:80]}")
     assert problems == []
