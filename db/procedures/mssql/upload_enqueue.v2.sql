@@ -22,6 +22,10 @@
 -- Server's lock escalation at 5,000 locks) is rejected here with
 -- too_many_rows, naming the document and its largest list as the field, and
 -- not staged: nothing of it is written; the other documents go on.
+-- An unchanged resync takes a fast path: when every document is its
+-- patient's last accepted one (and no patient repeats, none is over the cap),
+-- one SELECT finds it and the job is recorded done, without the #temp table
+-- (which cost about half of an unchanged 200-document call on PostgreSQL).
 --
 -- Differences from the PostgreSQL twin: OPENJSON reads the document (the
 -- twin: jsonb functions); a staged document is its text as sent (the twin:
@@ -57,6 +61,8 @@ BEGIN
     DECLARE @DuplicateErrors nvarchar(MAX);
     DECLARE @Oversize int;
     DECLARE @OversizeRows int;
+    DECLARE @Patients int;
+    DECLARE @MaxRows int;
     DECLARE @Unchanged int;
     DECLARE @UnchangedRows int;
     DECLARE @Chunk int = 0;
@@ -85,6 +91,64 @@ BEGIN
     ----------------------------------------------------------------------------
     IF @ParameterErrors <> N''
         THROW 50001, @ParameterErrors, 1;
+
+    ----------------------------------------------------------------------------
+    -- Fast path: every document unchanged (an unchanged resync): done now
+    ----------------------------------------------------------------------------
+    SELECT @Documents = COUNT(*), @Unchanged = COUNT(pt.Cpr), @Patients = COUNT(DISTINCT x.Cpr),
+        @Rows = COALESCE(SUM(x.DocRows), 0), @MaxRows = COALESCE(MAX(x.DocRows), 0)
+    FROM (
+        SELECT j.Cpr, HASHBYTES('SHA2_256', p.value) AS DocHash,
+            (SELECT COUNT(*) FROM OPENJSON(CASE WHEN LEFT(j.ValuesJson, 1) = N'[' THEN j.ValuesJson ELSE N'[]' END))
+            + (SELECT COUNT(*) FROM OPENJSON(CASE WHEN LEFT(j.DiagnosesJson, 1) = N'[' THEN j.DiagnosesJson ELSE N'[]' END))
+            + (SELECT COUNT(*) FROM OPENJSON(CASE WHEN LEFT(j.MedicationJson, 1) = N'[' THEN j.MedicationJson ELSE N'[]' END))
+            + (SELECT COUNT(*) FROM OPENJSON(CASE WHEN LEFT(j.ServicesJson, 1) = N'[' THEN j.ServicesJson ELSE N'[]' END))
+            + (SELECT COUNT(*) FROM OPENJSON(CASE WHEN LEFT(j.PropertiesJson, 1) = N'[' THEN j.PropertiesJson ELSE N'[]' END))
+            AS DocRows
+        FROM OPENJSON(@Document, '$.patients') AS p
+        OUTER APPLY OPENJSON(CASE WHEN p.type = 5 THEN p.value END) WITH (
+            Cpr nvarchar(4000) '$.cpr',
+            ValuesJson nvarchar(MAX) '$.values' AS JSON,
+            DiagnosesJson nvarchar(MAX) '$.diagnoses' AS JSON,
+            MedicationJson nvarchar(MAX) '$.medication' AS JSON,
+            ServicesJson nvarchar(MAX) '$.services' AS JSON,
+            PropertiesJson nvarchar(MAX) '$.properties' AS JSON
+        ) AS j
+    ) AS x
+    LEFT JOIN PLSP.Patient AS pt
+        ON CAST(x.Cpr AS char(10)) = pt.Cpr AND LEN(x.Cpr) = 10  -- the column's type: a seek
+            AND x.DocHash = pt.UploadDocumentHash;
+    IF @Unchanged = @Documents AND @Patients = @Documents AND @MaxRows <= @MaxDocRows
+    BEGIN
+        BEGIN TRY
+            BEGIN TRANSACTION;
+
+            INSERT INTO PLSP.Upload (SorCode, Ydernummer, ReceivedUtc, StartedUtc, FinishedUtc, Status, Documents,
+                RejectedDocuments, RowsUnchanged, RowsRejected, Errors, DocumentsTotal, RowsTotal, FullResync)
+            VALUES (@SorCode, @Ydernummer, @Now, @Now, @Now, 'done', @Documents, 0, @Rows, 0, N'[]',
+                @Documents, @Rows, CASE WHEN @FullResync = 'Y' THEN 1 ELSE 0 END);
+            SET @UploadId = CAST(SCOPE_IDENTITY() AS bigint);
+
+            UPDATE s WITH (UPDLOCK, HOLDLOCK)
+            SET Uploads = s.Uploads + 1, Documents = s.Documents + @Documents, RowsUnchanged = s.RowsUnchanged + @Rows
+            FROM Ops.UploadStatistic AS s
+            WHERE s.SorCode = @SorCode AND s.DayUtc = @Today;
+            INSERT INTO Ops.UploadStatistic (SorCode, DayUtc, Uploads, Documents, RowsUnchanged)
+            SELECT @SorCode, @Today, 1, @Documents, @Rows
+            WHERE NOT EXISTS (
+                SELECT 1 FROM Ops.UploadStatistic AS s WITH (UPDLOCK, HOLDLOCK)
+                WHERE s.SorCode = @SorCode AND s.DayUtc = @Today
+            );
+
+            COMMIT TRANSACTION;
+        END TRY
+        BEGIN CATCH
+            IF @@TRANCOUNT > 0
+                ROLLBACK TRANSACTION;
+            THROW;
+        END CATCH;
+        RETURN;
+    END;
 
     ----------------------------------------------------------------------------
     -- Read the document: one row per patient document, its rows counted

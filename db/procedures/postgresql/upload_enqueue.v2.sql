@@ -21,6 +21,10 @@
 -- Server's lock escalation at 5,000 locks) is rejected here with
 -- too_many_rows, naming the document and its largest list as the field, and
 -- not staged: nothing of it is written; the other documents go on.
+-- An unchanged resync takes a fast path: when every document is its
+-- patient's last accepted one (and no patient repeats, none is over the cap),
+-- one SELECT finds it and the job is recorded done, without the temporary
+-- table (which cost about half of an unchanged 200-document call).
 --
 -- PostgreSQL differences from the T-SQL twin, forced by the engine: jsonb
 -- functions read the document (T-SQL: OPENJSON); a staged document is its
@@ -53,6 +57,8 @@ DECLARE
     v_OversizeRows integer;
     v_Unchanged integer;
     v_UnchangedRows integer;
+    v_Patients integer;
+    v_MaxRows integer;
 BEGIN
     ----------------------------------------------------------------------------
     -- Check requirements: nothing to check; no transaction control here.
@@ -92,6 +98,36 @@ BEGIN
     ----------------------------------------------------------------------------
     IF v_Errors <> '' THEN
         RAISE EXCEPTION USING ERRCODE = 'FL001', MESSAGE = v_Errors;
+    END IF;
+
+    ----------------------------------------------------------------------------
+    -- Fast path: every document unchanged (an unchanged resync): done now
+    ----------------------------------------------------------------------------
+    SELECT count(*), count(p.Cpr), count(DISTINCT x.Cpr), coalesce(sum(x.DocRows), 0)::integer,
+        coalesce(max(x.DocRows), 0)
+    INTO p_Documents, v_Unchanged, v_Patients, p_Rows, v_MaxRows
+    FROM (
+        SELECT CASE WHEN jsonb_typeof(d.doc) = 'object' THEN d.doc ->> 'cpr' END AS Cpr,
+            sha256(convert_to(d.doc::text, 'UTF8')) AS DocHash,
+            (SELECT coalesce(sum(jsonb_array_length(d.doc -> l.Name)), 0)
+             FROM (VALUES ('values'), ('diagnoses'), ('medication'), ('services'), ('properties')) AS l (Name)
+             WHERE jsonb_typeof(d.doc) = 'object' AND jsonb_typeof(d.doc -> l.Name) = 'array')::integer AS DocRows
+        FROM jsonb_array_elements(v_Json -> 'patients') AS d (doc)
+    ) AS x
+    LEFT JOIN PLSP.Patient AS p
+        ON p.Cpr = x.Cpr::char(10) AND length(x.Cpr) = 10 AND p.UploadDocumentHash = x.DocHash;
+    IF v_Unchanged = p_Documents AND v_Patients = p_Documents AND v_MaxRows <= c_MaxDocRows THEN
+        INSERT INTO PLSP.Upload (SorCode, Ydernummer, ReceivedUtc, StartedUtc, FinishedUtc, Status, Documents,
+            RejectedDocuments, RowsUnchanged, RowsRejected, Errors, DocumentsTotal, RowsTotal, FullResync)
+        VALUES (p_SorCode, p_Ydernummer, v_Now, v_Now, v_Now, 'done', p_Documents, 0, p_Rows, 0, '[]',
+            p_Documents, p_Rows, p_FullResync = 'Y')
+        RETURNING UploadId INTO p_UploadId;
+        INSERT INTO Ops.UploadStatistic AS s (SorCode, DayUtc, Uploads, Documents, RowsUnchanged)
+        VALUES (p_SorCode, v_Now::date, 1, p_Documents, p_Rows)
+        ON CONFLICT (SorCode, DayUtc) DO UPDATE
+        SET Uploads = s.Uploads + 1, Documents = s.Documents + EXCLUDED.Documents,
+            RowsUnchanged = s.RowsUnchanged + EXCLUDED.RowsUnchanged;
+        RETURN;
     END IF;
 
     ----------------------------------------------------------------------------
