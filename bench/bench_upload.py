@@ -110,10 +110,17 @@ def keys(folder: Path):
         )
     )
 
+    tokens: dict[str, str] = {}
+
     def token(sor: str) -> str:
-        now = int(time.time())
-        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": sor, "exp": now + 3600, "role": "lps"}
-        return jwt.encode({**claims, "sor": sor, "ydernummer": sor}, key, algorithm="RS256")
+        # One token per clinic for the run, as an LPS keeps its token until it expires: signing one
+        # (RS256, about 3 ms) per request would run in the load generator's event loop and add to
+        # the latency it measures for the other clients.
+        if sor not in tokens:
+            now = int(time.time())
+            claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": sor, "exp": now + 3600, "role": "lps"}
+            tokens[sor] = jwt.encode({**claims, "sor": sor, "ydernummer": sor}, key, algorithm="RS256")
+        return tokens[sor]
 
     return pub, token
 
