@@ -4,23 +4,19 @@
 
 Loads a synthetic population with the seed (raw values as the LPS send them:
 decimal comma or point, units in the text, padding, blanks, typos, three date
-formats), keeps exactly --values of its values and puts them, raw, where an
-upload puts them since migration 0023: PLSP.Patientvaerdier_Pending (in arrival
-order; Patientvaerdier left empty). Then in the same run, on a server with
-recycled WAL segments (bench.common.recycle_wal) and a checkpoint before each
-contender:
-  * baseline: one INSERT INTO copy SELECT of the same raw rows from the
-    pending table into a table LIKE PLSP.Patientvaerdier, with its indexes
-    (the cost of writing the rows once);
-  * for scale, not a target: the move alone, on a copy of the database: the
-    same rows moved in 4,000-row batches (DELETE from the pending table
-    RETURNING, INSERT into Patientvaerdier with constant converted values, one
-    commit a batch, triggers on), with no parsing and no batch engine: what a
-    conversion by insert costs at least;
-  * ours: the convert_values job (Job.convert_values_batch v2 on the batch
-    engine Job.run_batched, SleepFactor 0, batch size at its 4,000 ceiling),
-    every row moved, parsed, and inserted converted or invalid with a reason,
-    in short transactions.
+formats), keeps exactly --values of its values, then in the same run, on a
+server with recycled WAL segments (bench.common.recycle_wal) and a checkpoint
+before each contender:
+  * baseline: one INSERT INTO copy SELECT * FROM PLSP.Patientvaerdier into a
+    table LIKE it, with its indexes (the cost of writing the rows once);
+  * for scale, not a target: the write alone, on a copy of the database: the
+    same rows updated in place in 4,000-row batches with constant converted
+    values (picked FOR UPDATE SKIP LOCKED, one UPDATE, one commit a batch,
+    triggers on), with no parsing and no batch engine: what any conversion
+    that updates Patientvaerdier in place costs at least;
+  * ours: the convert_values job (batches on the engine, SleepFactor 0, batch
+    size at its 4,000 ceiling), every row read, parsed, converted or marked
+    invalid with a reason, in short transactions.
 Then the nightly retry (convert_invalid_values with MaxAttempts 2) gives the
 still-invalid values up. Printed: seconds, rows/s, ratio (target ours <= 3x
 the copy), the shares converted, invalid, rejected, and the reasons.
@@ -73,50 +69,41 @@ def set_settings(conn: psycopg.Connection, job: str, values: dict[str, str]) -> 
         )
 
 
-FLOOR_BATCH_ROWS = 4000  # the engine's batch ceiling
-
-# The move alone: a batch of pending rows moved into Patientvaerdier with constant converted values.
+# The write alone: a batch of rows of status 0 updated in place with constant converted values.
 FLOOR_BATCH = """
-WITH moved AS (
-    DELETE FROM PLSP.Patientvaerdier_Pending AS p
-    WHERE p.PendingId IN (
-        SELECT q.PendingId FROM PLSP.Patientvaerdier_Pending AS q
-        ORDER BY q.PendingId LIMIT %s FOR UPDATE SKIP LOCKED
-    )
-    RETURNING p.*
+WITH picked AS (
+    SELECT v.ctid AS RowAt, v.PatientvaerdiId
+    FROM PLSP.Patientvaerdier AS v
+    WHERE v.ConversionStatus IN (0, 2) AND v.ConversionStatus = 0 AND v.PatientvaerdiId > %s
+    ORDER BY v.PatientvaerdiId
+    LIMIT 4000
+    FOR UPDATE OF v SKIP LOCKED
 ),
 written AS (
-    INSERT INTO PLSP.Patientvaerdier (PatientId, Code, RawValue, RawTime, ValueNumeric, Comparator, Unit,
-        MeasuredUtc, ConversionStatus, ConversionAttempts, ReceivedUtc, ConvertedUtc, UploadKey, ContentHash)
-    SELECT m.PatientId, m.Code, m.RawValue, m.RawTime, 1, NULL, m.Unit, TIMESTAMP '2020-01-01', 1, 1,
-        m.ReceivedUtc, TIMESTAMP '2026-06-01', m.UploadKey, m.ContentHash
-    FROM moved AS m
-    ORDER BY m.PendingId
-    RETURNING 1
+    UPDATE PLSP.Patientvaerdier AS v SET
+        ConversionStatus = 1, ConversionAttempts = v.ConversionAttempts + 1, ReasonCode = NULL,
+        ValueNumeric = 1, Comparator = NULL, Unit = v.Unit, MeasuredUtc = TIMESTAMP '2020-01-01',
+        ConvertedUtc = TIMESTAMP '2026-06-01'
+    FROM picked AS p
+    WHERE v.ctid = p.RowAt
+    RETURNING v.PatientvaerdiId
 )
-SELECT count(*) FROM written
+SELECT count(*), max(PatientvaerdiId) FROM written
 """
 
-# The seed writes raw values in place (status 0); an upload now writes them to the pending table.
-TO_PENDING = """
-INSERT INTO PLSP.Patientvaerdier_Pending (PatientId, Code, RawValue, RawTime, Unit, ReceivedUtc, UploadKey,
-    ContentHash)
-SELECT PatientId, Code, RawValue, RawTime, Unit, ReceivedUtc, UploadKey, ContentHash
-FROM PLSP.Patientvaerdier
-ORDER BY PatientvaerdiId
-"""
-RAW_COLUMNS = "PatientId, Code, RawValue, RawTime, Unit, ReceivedUtc, UploadKey, ContentHash"
 
-
-def move_floor(db) -> tuple[float, int]:
-    """Seconds to move every pending row of ``db`` in 4,000-row batches (FLOOR_BATCH), and the rows."""
-    rows = 0
-    with psycopg.connect(libpq_url(db.url), autocommit=True) as conn, Stopwatch() as watch:
-        while True:
-            count = conn.execute(FLOOR_BATCH, (FLOOR_BATCH_ROWS,)).fetchone()[0]
-            rows += count
-            if count < FLOOR_BATCH_ROWS:
-                break
+def write_floor(db) -> tuple[float, int]:
+    """Seconds to update every row of ``db`` in place in 4,000-row batches (FLOOR_BATCH), and the rows."""
+    rows, position = 0, 0
+    with psycopg.connect(libpq_url(db.url), autocommit=True) as conn:
+        conn.execute("SET enable_seqscan = off")  # as Job.convert_values_rows runs
+        with Stopwatch() as watch:
+            while True:
+                count, last = conn.execute(FLOOR_BATCH, (position,)).fetchone()
+                rows += count
+                if count < 4000:
+                    break
+                position = last
     return watch.seconds, rows
 
 
@@ -139,34 +126,28 @@ def main() -> None:
                 "(SELECT PatientvaerdiId FROM PLSP.Patientvaerdier ORDER BY 1 OFFSET %s LIMIT 1)",
                 (args.values - 1,),
             )
-            conn.execute(TO_PENDING)
-            conn.execute("TRUNCATE PLSP.Patientvaerdier")
             conn.execute("RESET session_replication_role")
-            rows = conn.execute("SELECT count(*) FROM PLSP.Patientvaerdier_Pending").fetchone()[0]
-            conn.execute("VACUUM ANALYZE PLSP.Patientvaerdier_Pending")
+            rows = conn.execute("SELECT count(*) FROM PLSP.Patientvaerdier").fetchone()[0]
             conn.execute("VACUUM ANALYZE PLSP.Patientvaerdier")
-            print(f"seed: {patients:,} patients in {load.seconds:.1f} s; {rows:,} raw values kept, pending")
+            print(f"seed: {patients:,} patients in {load.seconds:.1f} s; {rows:,} raw values kept")
             set_settings(conn, "convert_values", JOB_SETTINGS)
             set_settings(conn, "convert_invalid_values", JOB_SETTINGS | {"MaxAttempts": "2"})
             conn.execute(
-                "CREATE TABLE public.bench_copy "  # with its indexes and identity
-                "(LIKE PLSP.Patientvaerdier INCLUDING ALL)"
+                "CREATE TABLE public.bench_copy "
+                "(LIKE PLSP.Patientvaerdier INCLUDING DEFAULTS INCLUDING INDEXES)"
             )
-        scan = "SELECT count(*) FROM PLSP.Patientvaerdier_Pending"
+        scan = "SELECT count(*) FROM PLSP.Patientvaerdier"
         warm(db, scan)
         with psycopg.connect(libpq_url(db.url), autocommit=True) as conn:
             with Stopwatch() as copy:
-                conn.execute(
-                    f"INSERT INTO public.bench_copy ({RAW_COLUMNS}) "
-                    f"SELECT {RAW_COLUMNS} FROM PLSP.Patientvaerdier_Pending"
-                )
+                conn.execute("INSERT INTO public.bench_copy SELECT * FROM PLSP.Patientvaerdier")
             conn.execute("DROP TABLE public.bench_copy")
         print(f"copy: {copy.seconds:.1f} s ({load_average()})")
 
         with clone(server, db, "floor") as floor_db:
             warm(floor_db, scan)
-            floor_seconds, floor_rows = move_floor(floor_db)
-        print(f"move alone: {floor_seconds:.1f} s for {floor_rows:,} rows ({load_average()})")
+            floor_seconds, floor_rows = write_floor(floor_db)
+        print(f"write alone: {floor_seconds:.1f} s for {floor_rows:,} rows ({load_average()})")
 
         warm(db, scan)
 
@@ -182,8 +163,6 @@ def main() -> None:
             status = dict(
                 conn.execute("SELECT ConversionStatus, count(*) FROM PLSP.Patientvaerdier GROUP BY 1")
             )
-            left = conn.execute("SELECT count(*) FROM PLSP.Patientvaerdier_Pending").fetchone()[0]
-            assert left == 0, f"{left:,} values still pending after the run"
             reasons = conn.execute(
                 "SELECT ReasonCode, count(*) FROM PLSP.Patientvaerdier WHERE ReasonCode IS NOT NULL "
                 "GROUP BY 1 ORDER BY 2 DESC"
@@ -201,7 +180,7 @@ def main() -> None:
             ("rows", f"{result.rows:,}", f"{rows:,}", ""),
             ("seconds", f"{ours.seconds:.1f}", f"{copy.seconds:.1f}", f"{ratio:.2f}"),
             (
-                "the move alone, seconds",
+                "the write alone, seconds",
                 f"{floor_seconds:.1f}",
                 f"{copy.seconds:.1f}",
                 f"{floor_seconds / copy.seconds:.2f}",
