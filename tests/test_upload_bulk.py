@@ -47,9 +47,7 @@ def drain(db) -> str:
 
 def table_counts(db) -> tuple[int, int, int]:
     return (
-        # values: pending conversion (upload_data v3, migration 0023) or converted
-        scalar(db, "SELECT count(*) FROM PLSP.Patientvaerdier_Pending WHERE UploadKey IS NOT NULL")
-        + scalar(db, "SELECT count(*) FROM PLSP.Patientvaerdier WHERE UploadKey IS NOT NULL"),
+        scalar(db, "SELECT count(*) FROM PLSP.Patientvaerdier WHERE UploadKey IS NOT NULL"),
         scalar(db, "SELECT count(*) FROM PLSP.Diagnose WHERE UploadKey IS NOT NULL"),
         scalar(db, "SELECT count(*) FROM Upload.StagedDocument"),
     )

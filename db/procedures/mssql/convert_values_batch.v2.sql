@@ -64,10 +64,7 @@ BEGIN
             @Done = @InPlaceDone OUTPUT,
             @Note = @InPlaceNote OUTPUT;
         SET @Rows += @InPlace;
-        -- the note of what the batch did: the move's, the in-place part's, or both
-        IF @InPlace > 0 AND @Moved = 0
-            SET @Note = @InPlaceNote;
-        ELSE IF @InPlace > 0
+        IF @InPlace > 0
             SET @Note = LEFT(CONCAT(@Note, N'; in place: ', @InPlaceNote), 400);
     END;
 

@@ -65,10 +65,7 @@ BEGIN
             p_Note => v_InPlaceNote
         );
         p_Rows := p_Rows + v_InPlace;
-        -- the note of what the batch did: the move's, the in-place part's, or both
-        IF v_InPlace > 0 AND v_Moved = 0 THEN
-            p_Note := v_InPlaceNote;
-        ELSIF v_InPlace > 0 THEN
+        IF v_InPlace > 0 THEN
             p_Note := left(concat(p_Note, '; in place: ', v_InPlaceNote), 400);
         END IF;
     END IF;
