@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import copy
-import threading
 from datetime import datetime
 
-import psycopg
 import pytest
 
-from orchestrator.db.urls import libpq_url
 from orchestrator.http import store
-from tests.support.engine import CONVERT, run, set_setting
-from tests.support.sql import execute, fetch_all, scalar
+from tests.support.sql import execute, scalar
 from tests.support.uploads import load_relevant
 
 NOW = datetime(2025, 6, 15, 12, 0)  # validation is judged at a passed 'now', not today
@@ -53,15 +49,7 @@ def with_(path: str, value, base=DOC):
 
 
 def counts(db) -> dict[str, int]:
-    tables = [
-        "Patient",
-        "Patientvaerdier_Pending",
-        "Patientvaerdier",
-        "Diagnose",
-        "Medicin",
-        "Ydelser",
-        "Egenskaber",
-    ]
+    tables = ["Patient", "Patientvaerdier", "Diagnose", "Medicin", "Ydelser", "Egenskaber"]
     return {t: scalar(db, f"SELECT count(*) FROM PLSP.{t}") for t in tables}
 
 
@@ -69,10 +57,8 @@ def test_a_valid_document_is_stored_with_raw_text_and_a_new_patient(db):
     out = upload(db, DOC)
     assert out["result"] == "accepted" and out["errors"] == []
     assert (out["inserted"], out["updated"], out["unchanged"]) == (5, 0, 0)
-    # a new value waits, raw, in the pending table for ConvertPatientValues (upload_data v3)
-    raw = scalar(db, "SELECT RawValue || '|' || RawTime || '|' || Unit FROM PLSP.Patientvaerdier_Pending")
-    assert raw == "53,5|24-08-2024|mmol/mol"
-    assert scalar(db, "SELECT count(*) FROM PLSP.Patientvaerdier") == 0
+    raw = scalar(db, "SELECT RawValue || '|' || RawTime || '|' || ConversionStatus FROM PLSP.Patientvaerdier")
+    assert raw == "53,5|24-08-2024|0"
     assert (
         scalar(db, "SELECT BirthDate::text || Sex FROM PLSP.Patient WHERE Cpr = %s", (CPR,)) == "1970-01-01M"
     )
@@ -98,81 +84,12 @@ def test_a_changed_row_is_updated_in_place_and_marks_the_patient(db):
     assert scalar(db, "SELECT count(*) FROM PLSP.PatientInkluderetPending") == 1
 
 
-def convert(db) -> None:
-    set_setting(db, CONVERT.name, "SleepFactor", "0")
-    run(db, CONVERT)
-
-
-def value_rows(db) -> tuple[list, list]:
-    """(pending raw values, converted or invalid values), each as (UploadKey, RawValue[, status])."""
-    pending = fetch_all(db, "SELECT UploadKey, RawValue FROM PLSP.Patientvaerdier_Pending ORDER BY 1")
-    stored = fetch_all(
-        db, "SELECT UploadKey, RawValue, ConversionStatus FROM PLSP.Patientvaerdier ORDER BY 1"
-    )
-    return pending, stored
-
-
 def test_a_changed_value_goes_back_to_conversion(db):
     upload(db, DOC)
-    convert(db)
-    assert value_rows(db) == ([], [("NPU27300|24-08-2024", "53,5", 1)])
-    execute(db, "DELETE FROM PLSP.PatientInkluderetPending")
+    execute(db, "UPDATE PLSP.Patientvaerdier SET ConversionStatus = 1, ValueNumeric = 53.5")
     out = upload(db, with_("values.0.value", "54"))
     assert out["updated"] == 1
-    # out of Patientvaerdier, staged again: the key is in one table only
-    assert value_rows(db) == ([("NPU27300|24-08-2024", "54")], [])
-    # the usable value it replaced is gone: the patient is marked for the inclusion check
-    assert scalar(db, "SELECT count(*) FROM PLSP.PatientInkluderetPending") == 1
-    convert(db)
-    assert value_rows(db) == ([], [("NPU27300|24-08-2024", "54", 1)])
-    assert scalar(db, "SELECT ValueNumeric FROM PLSP.Patientvaerdier") == 54
-
-
-def test_a_changed_value_still_pending_is_replaced_there(db):
-    upload(db, DOC)
-    out = upload(db, with_("values.0.value", "54"))
-    assert (out["inserted"], out["updated"]) == (0, 1)
-    assert value_rows(db) == ([("NPU27300|24-08-2024", "54")], [])
-
-
-def test_an_unchanged_value_is_a_no_op_pending_converted_or_invalid(db):
-    upload(db, DOC)
-    other = with_("values.0.value", "ikke målt", {**copy.deepcopy(DOC), "cpr": "0202702235"})
-    upload(db, other)
-    before = value_rows(db)
-    # pending: each document is found unchanged as a whole; then row by row (another document first)
-    for docs in ((DOC,), (other,), (other, DOC)):
-        out = upload(db, *docs)
-        assert out["inserted"] == out["updated"] == 0
-    assert value_rows(db) == before
-    convert(db)
-    after = value_rows(db)
-    assert after == ([], [("NPU27300|24-08-2024", "53,5", 1), ("NPU27300|24-08-2024", "ikke målt", 2)])
-    execute(db, "UPDATE PLSP.Patient SET UploadDocumentHash = NULL")  # read row by row, not as a whole
-    execute(db, "DELETE FROM PLSP.PatientInkluderetPending")
-    out = upload(db, DOC, other)
-    assert (out["inserted"], out["updated"], out["unchanged"]) == (0, 0, 10)
-    assert value_rows(db) == after
-    assert scalar(db, "SELECT count(*) FROM PLSP.PatientInkluderetPending") == 0
-
-
-def test_a_value_changed_while_a_conversion_moves_it_is_replaced_not_doubled(db):
-    """The conversion holds the pending row (moved, not yet committed) while an upload changes it:
-    the upload waits, then finds it converted, removes it and stages the new text."""
-    upload(db, DOC)
-    url = libpq_url(db.url)
-    with psycopg.connect(url) as mover:
-        rows, _note = mover.execute("CALL Job.convert_values_move(10, 'Y', NULL, NULL)").fetchone()
-        assert rows == 1
-        outcome = {}
-        changer = threading.Thread(target=lambda: outcome.update(upload(db, with_("values.0.value", "54"))))
-        changer.start()
-        changer.join(timeout=1.0)
-        assert changer.is_alive(), "the upload waits for the conversion holding its row"
-        mover.commit()
-    changer.join(timeout=30)
-    assert outcome["updated"] == 1
-    assert value_rows(db) == ([("NPU27300|24-08-2024", "54")], [])
+    assert scalar(db, "SELECT RawValue || ConversionStatus FROM PLSP.Patientvaerdier") == "540"
 
 
 def reasons(out) -> set[tuple]:
