@@ -1,4 +1,6 @@
-"""ConvertPatientValues from a pending-values table: conversion by insert, not update (issue 9).
+"""Intentionally empty (issue 9): conversion by insert from a pending-values table was
+built here and withdrawn, because it measured no faster than v2 in place (docs/engine.md,
+"Tried and withdrawn"); the revision stays so the chain 0022 -> 0024 is unchanged.
 
 Revision ID: 0023
 Revises: 0022
