@@ -17,7 +17,8 @@
 --
 -- A poison document cannot block the drain: a batch whose apply raises
 -- (anything but a lock timeout, 1222, or a deadlock, 1205, which the runner
--- retries) is rolled back and the batch returns normally; its documents'
+-- retries, or a resource error, which fails the run) is rolled back and the
+-- batch returns normally; its documents'
 -- Attempts go up by one in a short transaction of their own. A document
 -- tried before goes alone in the next batch, so the failing one is found;
 -- when it has failed alone MaxAttempts times (setting, default 3) it is
@@ -240,6 +241,12 @@ BEGIN
                 ROLLBACK TRANSACTION;
             IF ERROR_NUMBER() IN (1205, 1222)
                 THROW;  -- the runner retries these
+            -- Not the document's fault: resources (severity 17 and up: 701 memory, 802,
+            -- 1204 locks, 8645 memory grant, 9002 log full) or an update conflict
+            -- (3960): the run fails, the documents stay staged, no attempt counted
+            -- (DBA review F11).
+            IF ERROR_SEVERITY() >= 17 OR ERROR_NUMBER() = 3960
+                THROW;
             SET @ErrorText = RTRIM(LEFT(ERROR_MESSAGE(), 2000));
             SET @Failed = 1;
         END CATCH;

@@ -16,7 +16,8 @@
 -- (Job.off_hours_check); smaller uploads behind it go first.
 --
 -- A poison document cannot block the drain: a batch whose apply raises
--- (anything but a lock timeout or a deadlock, which the runner retries) is
+-- (anything but a lock timeout or a deadlock, which the runner retries, or a
+-- resource error, a cancel or a timeout, which fail the run) is
 -- rolled back and the batch returns normally; its documents' Attempts go up
 -- by one, committed by the runner. A document tried before goes alone in
 -- the next batch, so the failing one is found; when it has failed alone
@@ -216,6 +217,12 @@ BEGIN
         EXCEPTION
             WHEN lock_not_available OR deadlock_detected THEN
                 RAISE;  -- the runner rolls back and retries these
+            WHEN insufficient_resources OR operator_intervention OR system_error
+                OR serialization_failure OR internal_error THEN
+                -- Not the document's fault (out of memory or disk, a cancel or
+                -- statement timeout, I/O): the run fails, the documents stay
+                -- staged, no attempt counted (DBA review F11).
+                RAISE;
             WHEN OTHERS THEN
                 GET STACKED DIAGNOSTICS v_ErrorText = MESSAGE_TEXT;
                 v_Failed := true;
