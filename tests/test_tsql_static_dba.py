@@ -147,3 +147,17 @@ def test_each_twin_difference_is_listed_on_a_line_of_its_own():
             if not DIFFERENCES_HEAD.match(m[0]) or not following or not DIFFERENCE_ITEM.match(following[0]):
                 problems.append(f"{path.name}: {m[0][:80]}")
     assert problems == []
+
+
+# ------------------------------------------------------------------------------
+# DBA review of migrations 0021-0024 (finding F13 of that review)
+# ------------------------------------------------------------------------------
+
+
+def test_the_drain_batch_reads_at_most_a_batch_of_staged_documents():
+    """F13: a filter on a window result is not pushed into the scan; TOP (@BatchSize) is."""
+    code = _head_code("upload_drain_batch")
+    batch = code[code.index("INSERT INTO @Batch") :]
+    batch = batch[: batch.index(";")]
+    assert re.search(r"SELECT\s+TOP\s+\(@BatchSize\)\s+s\.DocNo", batch)
+    assert re.search(r"ORDER\s+BY\s+s\.DocNo\s*\)\s*AS\s+x", batch)

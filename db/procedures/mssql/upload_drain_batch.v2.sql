@@ -156,12 +156,16 @@ BEGIN
     INSERT INTO @Batch (Ord, DocNo)
     SELECT x.Seq - 1, x.DocNo
     FROM (
-        SELECT s.DocNo,
+        -- TOP: the batch holds at most @BatchSize documents, and the running sums
+        -- stream in key order, so the scan stops there (a filter on a window
+        -- result would read every staged document of the upload; DBA review F13).
+        SELECT TOP (@BatchSize) s.DocNo,
             SUM(s.DocRows) OVER (ORDER BY s.DocNo ROWS UNBOUNDED PRECEDING) - s.DocRows AS RowsBefore,
             ROW_NUMBER() OVER (ORDER BY s.DocNo) AS Seq,
             SUM(CASE WHEN s.Attempts > 0 THEN 1 ELSE 0 END) OVER (ORDER BY s.DocNo ROWS UNBOUNDED PRECEDING) AS TriedUpTo
         FROM Upload.StagedDocument AS s
         WHERE s.UploadId = @UploadId AND s.DocNo >= @FromDoc
+        ORDER BY s.DocNo
     ) AS x
     -- a document tried before goes alone; the documents after one wait for the next batch
     WHERE x.RowsBefore < @BatchSize AND x.Seq <= @BatchSize AND (x.Seq = 1 OR x.TriedUpTo = 0);

@@ -172,6 +172,9 @@ BEGIN
             sum(CASE WHEN s.Attempts > 0 THEN 1 ELSE 0 END) OVER (ORDER BY s.DocNo) AS TriedUpTo
         FROM Upload.StagedDocument AS s
         WHERE s.UploadId = v_UploadId AND s.DocNo >= v_FromDoc
+        -- at most p_BatchSize documents a batch: the running sums stop there (DBA review F13)
+        ORDER BY s.DocNo
+        LIMIT p_BatchSize
     ) AS x
     -- a document tried before goes alone; the documents after one wait for the next batch
     WHERE x.RowsBefore < p_BatchSize AND x.Seq <= p_BatchSize AND (x.Seq = 1 OR x.TriedUpTo = 0);
