@@ -21,7 +21,8 @@
 -- batch returns normally; its documents'
 -- Attempts go up by one in a short transaction of their own. A document
 -- tried before goes alone in the next batch, so the failing one is found;
--- when it has failed alone MaxAttempts times (setting, default 3) it is
+-- when it has failed MaxAttempts times (setting, default 3; a failed batch it
+-- was part of counts too), the last of them alone, it is
 -- dead-lettered: moved to Upload.DeadLetterDocument with its error (runs of
 -- six or more digits masked: never a CPR number), counted as a rejected
 -- document of its upload with the error dead_lettered naming it, and the

@@ -20,8 +20,9 @@
 -- resource error, a cancel or a timeout, which fail the run) is
 -- rolled back and the batch returns normally; its documents' Attempts go up
 -- by one, committed by the runner. A document tried before goes alone in
--- the next batch, so the failing one is found; when it has failed alone
--- MaxAttempts times (setting, default 3) it is
+-- the next batch, so the failing one is found; when it has failed
+-- MaxAttempts times (setting, default 3; a failed batch it was part of counts
+-- too), the last of them alone, it is
 -- dead-lettered: moved to Upload.DeadLetterDocument with its error (runs of
 -- six or more digits masked: never a CPR number), counted as a rejected
 -- document of its upload with the error dead_lettered naming it, and the
