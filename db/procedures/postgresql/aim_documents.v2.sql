@@ -143,7 +143,7 @@ BEGIN
                     'code', v.Code, 'rawValue', v.RawValue, 'rawTime', v.RawTime, 'value', v.ValueNumeric,
                     'comparator', v.Comparator, 'unit', v.Unit, 'measuredUtc', v.MeasuredUtc,
                     'receivedUtc', v.ReceivedUtc, 'conversionStatus', v.ConversionStatus
-                ) ORDER BY v.Code, v.MeasuredUtc, v.PatientvaerdiId)
+                ) ORDER BY v.Code, v.MeasuredUtc NULLS FIRST, v.PatientvaerdiId)
                 FROM PLSP.Patientvaerdier AS v
                 WHERE v.PatientId = d.PatientId AND coalesce(v.MeasuredUtc, v.ReceivedUtc) >= v_CutoffUtc
             ), '[]'::json),
