@@ -20,9 +20,9 @@
 -- which could count a row marked or deleted between the two reads twice or
 -- not at all. A row in PLSP.FLP_AIM decides by its Status; FLP_AIM_History
 -- only counts for an id not in PLSP.FLP_AIM. Same parameters as v1.
--- Twin differences (db/procedures/postgresql/aim_documents.v2.sql):
--- PostgreSQL classifies and builds the documents in one SELECT (one snapshot), no table variable.
--- SQL Server builds the documents with FOR JSON from @Due, PostgreSQL with json_build_object.
+-- Differences from the PostgreSQL twin, one line each:
+--   * The ids are classified into the table variable @Due in one INSERT; the twin classifies and builds in one SELECT (one snapshot).
+--   * The documents are built with FOR JSON from @Due; the twin: json_build_object / json_agg.
 CREATE OR ALTER PROCEDURE Job.aim_documents
     @Ids varchar(MAX),
     @Documents nvarchar(MAX) = NULL OUTPUT,

@@ -40,12 +40,12 @@
 --
 -- Steps 2 to 4 are one short transaction; @BatchSize at most 4,000 patients.
 --
--- Differences from the PostgreSQL twin, forced by the engine: READPAST with
--- UPDLOCK instead of FOR UPDATE SKIP LOCKED, and the claim is a DELETE of a
--- TOP (n) ... ORDER BY common table expression with OUTPUT (PostgreSQL: a
--- DELETE by row address); table variables instead of arrays and temporary
--- tables; UPDATE then INSERT ... WHERE NOT EXISTS instead of INSERT ... ON
--- CONFLICT; STRING_AGG over DISTINCT subqueries.
+-- Differences from the PostgreSQL twin, one line each:
+--   * READPAST with UPDLOCK; the twin: FOR UPDATE SKIP LOCKED.
+--   * The claim is a DELETE of a TOP (n) ... ORDER BY common table expression with OUTPUT; the twin: a DELETE by row address.
+--   * Table variables; the twin: arrays and temporary tables.
+--   * UPDATE, then INSERT ... WHERE NOT EXISTS; the twin: INSERT ... ON CONFLICT.
+--   * STRING_AGG over DISTINCT subqueries; the twin: string_agg(DISTINCT ...).
 CREATE OR ALTER PROCEDURE Job.check_inclusion_batch
     @BatchSize int,
     @Execute char(1),

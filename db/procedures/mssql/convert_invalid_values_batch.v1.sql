@@ -8,8 +8,8 @@
 -- @Position is the last PatientvaerdiId handled (NULL at the start).
 -- @Execute = 'N' counts what the batch would do and writes nothing.
 --
--- Differences from the PostgreSQL twin: none in behaviour (READPAST with
--- UPDLOCK in Job.convert_values_rows where PostgreSQL skips locked rows).
+-- Differences from the PostgreSQL twin, one line each:
+--   * None in behaviour; Job.convert_values_rows skips locked rows with READPAST and UPDLOCK, the twin's with SKIP LOCKED.
 CREATE OR ALTER PROCEDURE Job.convert_invalid_values_batch
     @BatchSize int,
     @Execute char(1),

@@ -7,9 +7,8 @@
 -- The parameters are the standard job parameters; Job.run_batched checks them
 -- and names the one it refuses. docs/engine.md describes the rules.
 --
--- Differences from the PostgreSQL twin: none in behaviour. (PostgreSQL's is a
--- plain procedure CALLed on an autocommit connection, because its engine
--- COMMITs after every batch.)
+-- Differences from the PostgreSQL twin, one line each:
+--   * None in behaviour; the twin is a plain procedure CALLed on an autocommit connection, because its engine COMMITs after every batch.
 CREATE OR ALTER PROCEDURE Job.convert_values
     @Execute char(1) = 'Y',
     @TimeLimitSeconds int = NULL,

@@ -7,8 +7,8 @@
 -- start); done when fewer than @BatchSize rows were left.
 -- @Execute = 'N' counts what the batch would do and writes nothing.
 --
--- Differences from the PostgreSQL twin: none in behaviour (READPAST with
--- UPDLOCK in Job.convert_values_rows where PostgreSQL skips locked rows).
+-- Differences from the PostgreSQL twin, one line each:
+--   * None in behaviour; Job.convert_values_rows skips locked rows with READPAST and UPDLOCK, the twin's with SKIP LOCKED.
 CREATE OR ALTER PROCEDURE Job.convert_values_batch
     @BatchSize int,
     @Execute char(1),

@@ -45,14 +45,12 @@
 -- row is even tried for a document found unchanged as a whole: an unchanged
 -- resync writes nothing but its PLSP.Upload row and the day's statistics.
 --
--- Differences from the PostgreSQL twin: OPENJSON reads the document (the
--- twin: jsonb functions); TRY_CONVERT with style 23 checks dates (the twin:
--- regular expressions); #temp tables; the statistics are upserted with
--- UPDATE WITH (UPDLOCK, HOLDLOCK) then INSERT WHERE NOT EXISTS (the twin: ON
--- CONFLICT); code comparisons follow the database's collation (every
--- character column of the #temp tables is COLLATE DATABASE_DEFAULT: they
--- would take tempdb's collation, and a database whose collation differs from
--- the server's would fail every join to PLSP with error 468).
+-- Differences from the PostgreSQL twin, one line each:
+--   * OPENJSON reads the document; the twin: jsonb functions.
+--   * TRY_CONVERT with style 23 checks dates; the twin: regular expressions.
+--   * #temp tables, every character column COLLATE DATABASE_DEFAULT (tempdb's collation: error 468 on joins to PLSP); the twin: temporary tables.
+--   * Statistics upserted by UPDATE WITH (UPDLOCK, HOLDLOCK), then INSERT ... WHERE NOT EXISTS; the twin: INSERT ... ON CONFLICT.
+--   * Code comparisons follow the database's collation (the twin: its own database's).
 CREATE OR ALTER PROCEDURE Upload.upload_data
     @SorCode varchar(20),
     @Ydernummer varchar(10),

@@ -37,6 +37,13 @@
 -- @Done: no staged document may drain now after this batch. Commits its own
 -- short transaction; DEADLOCK_PRIORITY LOW, so an interactive upload wins a
 -- deadlock against it.
+--
+-- Differences from the PostgreSQL twin, one line each:
+--   * Its own short transactions (apply; then the attempt count or dead letter); the twin has none: the runner commits.
+--   * A failed apply is rolled back in CATCH; the twin's is a block with an EXCEPTION clause (a subtransaction).
+--   * DEADLOCK_PRIORITY LOW, LOCK_TIMEOUT 1000 when called alone; the twin: nothing to set (the runner sets lock_timeout).
+--   * The errors are renumbered with OPENJSON and FOR JSON; the twin: jsonb.
+--   * Job.off_hours_check is called with named arguments; the twin: a dynamic CALL, so either of its versions answers.
 CREATE OR ALTER PROCEDURE Job.upload_drain_batch
     @BatchSize int,
     @Execute char(1),

@@ -27,15 +27,12 @@
 -- one SELECT finds it and the job is recorded done, without the #temp table
 -- (which cost about half of an unchanged 200-document call on PostgreSQL).
 --
--- Differences from the PostgreSQL twin: OPENJSON reads the document (the
--- twin: jsonb functions); a staged document is its text as sent (the twin:
--- its jsonb text), the same text Upload.upload_data hashes on each engine;
--- UPDATE WITH (UPDLOCK, HOLDLOCK) then INSERT WHERE NOT EXISTS for the
--- statistics (the twin: ON CONFLICT); the staged documents are inserted at
--- most 4,000 a statement, under SQL Server's lock escalation (the twin: one
--- INSERT); the #temp table's character columns are
--- COLLATE DATABASE_DEFAULT (tempdb's collation may differ from the database's:
--- error 468 on the CPR join).
+-- Differences from the PostgreSQL twin, one line each:
+--   * OPENJSON reads the document; the twin: jsonb functions.
+--   * A staged document is its text as sent; the twin: its jsonb text (each the text Upload.upload_data hashes on its engine).
+--   * Statistics upserted by UPDATE WITH (UPDLOCK, HOLDLOCK), then INSERT ... WHERE NOT EXISTS; the twin: INSERT ... ON CONFLICT.
+--   * The staged documents are inserted at most 4,000 a statement (under lock escalation); the twin: one INSERT.
+--   * The #temp table's character columns are COLLATE DATABASE_DEFAULT (tempdb's collation: error 468 on the CPR join).
 CREATE OR ALTER PROCEDURE Upload.upload_enqueue
     @SorCode varchar(20),
     @Ydernummer varchar(10),

@@ -13,9 +13,9 @@
 -- counts are summed as bigint, capped, then stored.
 -- One transaction; ownership chaining reaches Ops.UploadStatistic for flp_lps.
 --
--- Differences from the PostgreSQL twin: OPENJSON reads the counts (the twin:
--- jsonb functions); UPDATE WITH (UPDLOCK, HOLDLOCK) then INSERT WHERE NOT
--- EXISTS (the twin: ON CONFLICT).
+-- Differences from the PostgreSQL twin, one line each:
+--   * OPENJSON reads the counts; the twin: jsonb functions.
+--   * UPDATE WITH (UPDLOCK, HOLDLOCK), then INSERT ... WHERE NOT EXISTS; the twin: INSERT ... ON CONFLICT.
 CREATE OR ALTER PROCEDURE Upload.upload_throttled
     @Counts nvarchar(MAX),
     @NowUtc datetime2(3) = NULL,

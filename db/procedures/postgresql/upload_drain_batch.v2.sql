@@ -37,14 +37,12 @@
 -- p_Done: no staged document may drain now after this batch. Runs with the
 -- owner's rights; does not COMMIT (the runner does).
 --
--- PostgreSQL differences from the T-SQL twin, forced by the engine: no
--- IMPLICIT_TRANSACTIONS, DEADLOCK_PRIORITY or LOCK_TIMEOUT to set (the runner
--- sets lock_timeout), no transaction control; jsonb rebuilds the errors
--- (T-SQL: OPENJSON and FOR JSON); the apply is a block with an EXCEPTION
--- clause (a subtransaction) and the failure is recorded after it in the
--- runner's transaction (T-SQL: ROLLBACK in CATCH, then its own short
--- transaction); Job.off_hours_check is called by a dynamic
--- CALL (T-SQL: named arguments), so either of its versions answers.
+-- PostgreSQL differences from the T-SQL twin, one line each:
+--   * No transaction control: the runner commits (T-SQL: its own short transactions).
+--   * The apply is a block with an EXCEPTION clause (a subtransaction), the failure recorded after it in the runner's transaction (T-SQL: ROLLBACK in CATCH, then a short transaction of its own).
+--   * No IMPLICIT_TRANSACTIONS, DEADLOCK_PRIORITY or LOCK_TIMEOUT to set (the runner sets lock_timeout).
+--   * jsonb rebuilds the errors (T-SQL: OPENJSON and FOR JSON).
+--   * Job.off_hours_check is called by a dynamic CALL, so either of its versions answers (T-SQL: named arguments).
 CREATE PROCEDURE Job.upload_drain_batch(
     p_BatchSize integer,
     p_Execute char(1),
