@@ -408,8 +408,14 @@ def test_the_health_gate_leaves_out_other_databases_and_sleeping_job_sessions(db
         thread.join(LOCK_WAIT_SECONDS)
 
 
+# Busy work inside each batch, so that its duration (and so the sleep after it) is
+# never rounded down to 0 ms on a fast machine: a batch of ten bare updates can take
+# under a millisecond, and then the engine never sleeps at all.
+BUSY_WORK = "PERFORM count(*) FROM generate_series(1, 200000);"
+
+
 def test_a_running_job_names_its_session_and_restores_the_name(db):
-    make_job(db, 40, BatchSizeStart=10, BatchSizeMin=10, BatchSizeMax=10, SleepFactor=10)
+    make_job(db, 200, before=BUSY_WORK, BatchSizeStart=10, BatchSizeMin=10, BatchSizeMax=10, SleepFactor=10)
     execute(db, "CREATE TABLE public.engine_seen (lock_timeout text)")
     seen: list[str] = []
     with db.connect() as conn:
@@ -420,11 +426,16 @@ def test_a_running_job_names_its_session_and_restores_the_name(db):
         # may wake for its next batch between the two looks, so look a few times: a
         # gate that counted the sleeping job would say busy every time.
         looks = []
-        for _ in range(HEALTH_LOOKS):
-            wait_sleeping(db, f"flp-job:{JOB}")
-            looks.append(health(db)[0])
-            if looks[-1] is False:
-                break
+        while len(looks) < HEALTH_LOOKS and job.is_alive():
+            if scalar(
+                db,
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = ? AND wait_event = 'PgSleep'",
+                (f"flp-job:{JOB}",),
+            ):
+                looks.append(health(db)[0])
+                if looks[-1] is False:
+                    break
+            time.sleep(0.005)
         assert False in looks, looks
         job.join(LOCK_WAIT_SECONDS)
         assert conn.execute("SHOW application_name").fetchone()[0] == "the-caller"
