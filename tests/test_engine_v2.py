@@ -367,18 +367,17 @@ def sleeping_session(url: str, seconds: float, application_name: str | None = No
     return thread
 
 
-def wait_sleeping(db, application_name: str) -> None:
-    wait_for(
-        lambda: (
-            scalar(
-                db,
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = ? AND wait_event = 'PgSleep'",
-                (application_name,),
-            )
-            == 1
-        ),
-        f"a session {application_name} sleeping",
+def sleeping(db, application_name: str) -> int:
+    """How many sessions of that name are in pg_sleep now."""
+    return scalar(
+        db,
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = ? AND wait_event = 'PgSleep'",
+        (application_name,),
     )
+
+
+def wait_sleeping(db, application_name: str) -> None:
+    wait_for(lambda: sleeping(db, application_name) == 1, f"a session {application_name} sleeping")
 
 
 def test_the_health_gate_leaves_out_other_databases_and_sleeping_job_sessions(db, pg_server_url):
@@ -427,11 +426,7 @@ def test_a_running_job_names_its_session_and_restores_the_name(db):
         # gate that counted the sleeping job would say busy every time.
         looks = []
         while len(looks) < HEALTH_LOOKS and job.is_alive():
-            if scalar(
-                db,
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = ? AND wait_event = 'PgSleep'",
-                (f"flp-job:{JOB}",),
-            ):
+            if sleeping(db, f"flp-job:{JOB}"):
                 looks.append(health(db)[0])
                 if looks[-1] is False:
                     break
