@@ -4,7 +4,9 @@ Each looks at the newest version of every SQL Server routine: what a database at
 """
 
 import re
+from pathlib import Path
 
+from orchestrator.db import procedures
 from tests.support import sqlchecks
 
 TEMP_TABLE = re.compile(r"^\s*CREATE TABLE #\w+ \($")
@@ -157,3 +159,72 @@ def test_the_drain_batch_reads_at_most_a_batch_of_staged_documents():
     batch = batch[: batch.index(";")]
     assert re.search(r"SELECT\s+TOP\s+\(@BatchSize\)\s+s\.DocNo", batch)
     assert re.search(r"ORDER\s+BY\s+s\.DocNo\s*\)\s*AS\s+x", batch)
+
+
+# ------------------------------------------------------------------------------
+# Digit checks compare binary (as 158a7ab did for upload_throttled v2)
+# ------------------------------------------------------------------------------
+
+LIKE_LITERAL = re.compile(r"\b(?:NOT\s+)?LIKE\s+N?'", re.IGNORECASE)
+DIGIT_CLASS = re.compile(r"\[[^\]]*[0-9][^\]]*\]")  # [0-9], [^0-9], [01], [0-3], ...
+BINARY_BEFORE = re.compile(r"\bCOLLATE\s+\w+_BIN2?\s*$", re.IGNORECASE)
+BINARY_AFTER = re.compile(r"^\s*COLLATE\s+\w+_BIN2?\b", re.IGNORECASE)
+# Released before the rule: immutable, each must be listed in RELEASED.sha256.
+RELEASED_WITHOUT_BINARY_LIKE = {"archive_aim_batch.v1.sql"}
+# Areas other helpers own this session (new versions being written): they fix their own
+# files in place and then drop their prefix here.
+OTHER_AREAS_NOT_YET_CHECKED = ("check_inclusion_batch.", "convert_", "relevant_changes_mark.")
+
+
+def digit_likes_without_binary_collation(sql: str) -> list[int]:
+    """Lines of ``sql`` where a LIKE's literal pattern has a bracket class with a digit and
+    neither side carries a binary COLLATE (..._BIN2 before the LIKE, or after the pattern)."""
+    code = sqlchecks._blank_comments_and_strings(sql)
+    lines = []
+    for m in LIKE_LITERAL.finditer(code):
+        end = code.index("'", m.end())
+        if not DIGIT_CLASS.search(sql[m.end() : end]):
+            continue
+        if BINARY_BEFORE.search(code[: m.start()]) or BINARY_AFTER.match(code[end + 1 :]):
+            continue
+        lines.append(code.count("\n", 0, m.start()) + 1)
+    return lines
+
+
+def test_the_digit_like_check_finds_a_dictionary_compare_and_accepts_a_binary_one():
+    sql = (
+        "-- @x LIKE '%[^0-9]%' in a comment\n"
+        "IF @x LIKE N'%[^0-9]%' SET @e = 1;\n"
+        "IF @x COLLATE Latin1_General_BIN2 NOT LIKE N'%[^0-9]%' SET @e = 1;\n"
+        "IF @x LIKE N'[01][0-9]' COLLATE Latin1_General_BIN2 SET @e = 1;\n"
+        "IF RIGHT(@x, 1) NOT LIKE '[0-2]' SET @e = 1;\n"
+        "IF @x LIKE N'abc%' OR @x LIKE N'[+-]%' SET @e = 1;\n"
+    )
+    assert digit_likes_without_binary_collation(sql) == [2, 5]
+
+
+def test_every_digit_like_compares_binary():
+    """Under a dictionary collation [0-9] also matches characters that sort between the digits
+    (and, width-insensitive, full-width digits): such a value passed the check and then failed
+    the CAST (error 245) instead of the message naming the parameter. Every version file, not
+    only head: an upgrade runs each unreleased version. PATINDEX is not checked: the one over
+    error text masks CPR-like digit runs, where a dictionary compare masks more, never less."""
+    released = {Path(line.split()[1]).name for line in _released_mssql_lines()}
+    assert released >= RELEASED_WITHOUT_BINARY_LIKE
+    found, listed_but_clean = [], []
+    for path in sorted((procedures.PROCEDURES_DIR / "mssql").glob("*.sql")):
+        lines = digit_likes_without_binary_collation(path.read_text(encoding="utf-8"))
+        if path.name.startswith(OTHER_AREAS_NOT_YET_CHECKED):
+            continue
+        if path.name in RELEASED_WITHOUT_BINARY_LIKE:
+            if not lines:
+                listed_but_clean.append(path.name)
+        else:
+            found += [f"{path.name}:{line}" for line in lines]
+    assert found == []
+    assert listed_but_clean == []
+
+
+def _released_mssql_lines() -> list[str]:
+    text = sqlchecks.RELEASED_MANIFEST.read_text(encoding="utf-8")
+    return [line for line in text.splitlines() if line and not line.startswith("#") and " mssql/" in line]

@@ -30,7 +30,7 @@ BEGIN
     FROM Ops.Setting AS s
     WHERE s.JobName = 'aim_import' AND s.Name = 'VisibilityTimeoutSeconds';
     SET @TimeoutSeconds = CASE
-        WHEN LEN(@TimeoutText) BETWEEN 1 AND 6 AND @TimeoutText NOT LIKE N'%[^0-9]%' THEN CAST(@TimeoutText AS int)
+        WHEN LEN(@TimeoutText) BETWEEN 1 AND 6 AND @TimeoutText COLLATE Latin1_General_BIN2 NOT LIKE N'%[^0-9]%' THEN CAST(@TimeoutText AS int)
         ELSE 7200
     END;
 

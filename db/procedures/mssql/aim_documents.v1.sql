@@ -43,7 +43,7 @@ BEGIN
             SET @Errors += N'The value for the parameter @Ids is not supported: give 1 to 4999 ids. ';
         ELSE IF EXISTS (
             SELECT 1 FROM OPENJSON(@Ids) AS e
-            WHERE e.type <> 2 OR e.value LIKE '%[^0-9]%' OR LEN(e.value) > 18 OR e.value LIKE '0%'
+            WHERE e.type <> 2 OR e.value COLLATE Latin1_General_BIN2 LIKE '%[^0-9]%' OR LEN(e.value) > 18 OR e.value LIKE '0%'
         )
             SET @Errors += N'The value for the parameter @Ids is not supported: every id must be a positive whole number. ';
     END;
@@ -52,7 +52,7 @@ BEGIN
     FROM Ops.Setting AS s
     WHERE s.JobName IN ('aim_consume', '*') AND s.Name = 'RecentValueDays'
     ORDER BY CASE WHEN s.JobName = '*' THEN 1 ELSE 0 END;
-    IF LEN(@DaysText) BETWEEN 1 AND 5 AND @DaysText NOT LIKE N'%[^0-9]%'
+    IF LEN(@DaysText) BETWEEN 1 AND 5 AND @DaysText COLLATE Latin1_General_BIN2 NOT LIKE N'%[^0-9]%'
         SET @Days = CAST(@DaysText AS int);
     IF @Days IS NULL OR @Days NOT BETWEEN 1 AND 36500
         SET @Errors += N'Setting RecentValueDays (Ops.Setting, job aim_consume) must be a whole number of days from 1 to 36500. ';

@@ -21,6 +21,7 @@
 -- not at all. A row in PLSP.FLP_AIM decides by its Status; FLP_AIM_History
 -- only counts for an id not in PLSP.FLP_AIM. Same parameters as v1.
 -- Differences from the PostgreSQL twin, one line each:
+--   * Digit checks are binary LIKEs (COLLATE Latin1_General_BIN2: ASCII digits only); the twin: ASCII patterns.
 --   * The ids are classified into the table variable @Due in one INSERT; the twin classifies and builds in one SELECT (one snapshot).
 --   * The documents are built with FOR JSON from @Due; the twin: json_build_object / json_agg.
 CREATE OR ALTER PROCEDURE Job.aim_documents
@@ -77,7 +78,7 @@ BEGIN
             SET @Errors += N'The value for the parameter @Ids is not supported: give 1 to 4999 ids. ';
         ELSE IF EXISTS (
             SELECT 1 FROM OPENJSON(@Ids) AS e
-            WHERE e.type <> 2 OR e.value LIKE '%[^0-9]%' OR LEN(e.value) > 18 OR e.value LIKE '0%'
+            WHERE e.type <> 2 OR e.value COLLATE Latin1_General_BIN2 LIKE '%[^0-9]%' OR LEN(e.value) > 18 OR e.value LIKE '0%'
         )
             SET @Errors += N'The value for the parameter @Ids is not supported: every id must be a positive whole number. ';
     END;
@@ -86,7 +87,7 @@ BEGIN
     FROM Ops.Setting AS s
     WHERE s.JobName IN ('aim_consume', '*') AND s.Name = 'RecentValueDays'
     ORDER BY CASE WHEN s.JobName = '*' THEN 1 ELSE 0 END;
-    IF LEN(@DaysText) BETWEEN 1 AND 5 AND @DaysText NOT LIKE N'%[^0-9]%'
+    IF LEN(@DaysText) BETWEEN 1 AND 5 AND @DaysText COLLATE Latin1_General_BIN2 NOT LIKE N'%[^0-9]%'
         SET @Days = CAST(@DaysText AS int);
     IF @Days IS NULL OR @Days NOT BETWEEN 1 AND 36500
         SET @Errors += N'Setting RecentValueDays (Ops.Setting, job aim_consume) must be a whole number of days from 1 to 36500. ';

@@ -27,7 +27,7 @@ BEGIN
             SET @Errors += N'The value for the parameter @Ids is not supported: give 1 to 4999 ids (lock escalation starts at 5000). ';
         ELSE IF EXISTS (
             SELECT 1 FROM OPENJSON(@Ids) AS e
-            WHERE e.type <> 2 OR e.value LIKE '%[^0-9]%' OR LEN(e.value) > 18 OR e.value LIKE '0%'
+            WHERE e.type <> 2 OR e.value COLLATE Latin1_General_BIN2 LIKE '%[^0-9]%' OR LEN(e.value) > 18 OR e.value LIKE '0%'
         )
             SET @Errors += N'The value for the parameter @Ids is not supported: every id must be a positive whole number. ';
     END;

@@ -80,7 +80,7 @@ BEGIN
         SET @Errors += N'Setting MongoDatabase (Ops.Setting, job aim_consume) must be 1 to 63 letters, digits, _ or -. ';
     IF @MongoCollection IS NULL OR @MongoCollection = '' OR @MongoCollection COLLATE Latin1_General_BIN2 LIKE '%[^A-Za-z0-9_.-]%'
         SET @Errors += N'Setting MongoCollection (Ops.Setting, job aim_consume) must be 1 to 100 letters, digits, _, . or -. ';
-    IF @MongoWriteConcern IS NULL OR (@MongoWriteConcern NOT LIKE '[1-9]' AND @MongoWriteConcern <> 'majority')
+    IF @MongoWriteConcern IS NULL OR (@MongoWriteConcern COLLATE Latin1_General_BIN2 NOT LIKE '[1-9]' AND @MongoWriteConcern <> 'majority')
         SET @Errors += N'Setting MongoWriteConcern (Ops.Setting, job aim_consume) must be 1 to 9 or majority. ';
     IF @MongoTimeoutMs IS NULL OR @MongoTimeoutMs NOT BETWEEN 100 AND 600000
         SET @Errors += N'Setting MongoTimeoutMs (Ops.Setting, job aim_consume) must be a whole number of milliseconds from 100 to 600000. ';

@@ -42,6 +42,7 @@
 --     every 1,250 locks and escalates at 5,000 on one index or table.
 --
 -- Differences from the PostgreSQL twin, one line each:
+--   * Digit checks are binary LIKEs (COLLATE Latin1_General_BIN2: ASCII digits only); the twin: ASCII patterns.
 --   * READPAST skips locked rows; the twin's DELETE waits at most lock_timeout, then moves the rest of the range with FOR UPDATE SKIP LOCKED.
 --   * Its own short transaction; the twin has no transaction control (Job.run_batched commits).
 --   * A char(1) parameter is cut to its length before the body runs ('YES' is 'Y'); the twin refuses 'YES' naming the parameter.
@@ -90,7 +91,7 @@ BEGIN
     FROM Ops.Setting AS s
     WHERE s.JobName IN ('archive_aim', '*') AND s.Name = 'RetentionDays'
     ORDER BY CASE WHEN s.JobName = '*' THEN 1 ELSE 0 END;
-    IF LEN(@RetentionText) BETWEEN 1 AND 5 AND @RetentionText NOT LIKE N'%[^0-9]%'
+    IF LEN(@RetentionText) BETWEEN 1 AND 5 AND @RetentionText COLLATE Latin1_General_BIN2 NOT LIKE N'%[^0-9]%'
         SET @RetentionDays = TRY_CAST(@RetentionText AS int);
     IF @RetentionDays IS NULL OR @RetentionDays > 36500
         SET @Errors += N'Setting RetentionDays (Ops.Setting, job archive_aim) is missing or not a whole number of days from 0 to 36500. ';

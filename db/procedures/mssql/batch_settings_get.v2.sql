@@ -88,13 +88,14 @@ BEGIN
         SELECT
             p.Name,
             CASE
-                WHEN RIGHT(p.Value, 1) LIKE '[0-9]' AND p.Dot = 0 AND p.Unsigned <> ''
-                    AND p.Unsigned NOT LIKE '%[^0-9]%' AND LEN(p.Unsigned) <= 9
+                WHEN RIGHT(p.Value, 1) COLLATE Latin1_General_BIN2 LIKE '[0-9]' AND p.Dot = 0 AND p.Unsigned <> ''
+                    AND p.Unsigned COLLATE Latin1_General_BIN2 NOT LIKE '%[^0-9]%' AND LEN(p.Unsigned) <= 9
                     THEN TRY_CONVERT(int, p.Value)  -- TRY_: CASE order is not promised inside a plan
             END AS IntValue,
             CASE
-                WHEN RIGHT(p.Value, 1) LIKE '[0-9]' AND p.Whole <> '' AND p.Whole NOT LIKE '%[^0-9]%' AND LEN(p.Whole) <= 6
-                    AND (p.Dot = 0 OR (p.Fraction <> '' AND p.Fraction NOT LIKE '%[^0-9]%' AND LEN(p.Fraction) <= 3))
+                WHEN RIGHT(p.Value, 1) COLLATE Latin1_General_BIN2 LIKE '[0-9]' AND p.Whole <> ''
+                    AND p.Whole COLLATE Latin1_General_BIN2 NOT LIKE '%[^0-9]%' AND LEN(p.Whole) <= 6
+                    AND (p.Dot = 0 OR (p.Fraction <> '' AND p.Fraction COLLATE Latin1_General_BIN2 NOT LIKE '%[^0-9]%' AND LEN(p.Fraction) <= 3))
                     THEN TRY_CONVERT(decimal(9, 3), p.Value)
             END AS DecimalValue
         FROM parts AS p

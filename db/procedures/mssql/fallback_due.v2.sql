@@ -23,6 +23,7 @@
 -- too: no dynamic SQL).
 --
 -- Differences from the PostgreSQL twin, one line each:
+--   * Digit checks are binary LIKEs (COLLATE Latin1_General_BIN2: ASCII digits only); the twin: ASCII patterns.
 --   * Danish time through AT TIME ZONE 'Romance Standard Time' (Windows' zone for Copenhagen); the twin: the IANA zone Europe/Copenhagen.
 --   * The Enabled value compares binary (COLLATE Latin1_General_BIN2: 'n' is not 'N'), as the twin's = does.
 --   * The job procedure is looked up with OBJECT_ID(..., 'P'); the twin: pg_proc.
@@ -60,7 +61,7 @@ BEGIN
         SET @Errors += N'The value for the parameter @EverySeconds is not supported: give either @EverySeconds or @DailyAt. ';
     IF @EverySeconds <= 0 OR @EverySeconds > 86400 OR 86400 % NULLIF(@EverySeconds, 0) <> 0
         SET @Errors += N'The value for the parameter @EverySeconds is not supported: give 1 to 86400 seconds dividing a day. ';
-    IF @DailyAt NOT LIKE '[0-2][0-9]:[0-5][0-9]' OR LEFT(@DailyAt, 2) > '23'
+    IF @DailyAt COLLATE Latin1_General_BIN2 NOT LIKE '[0-2][0-9]:[0-5][0-9]' OR LEFT(@DailyAt, 2) > '23'
         SET @Errors += N'The value for the parameter @DailyAt is not supported: give HH:MM, Danish time. ';
     IF LEN(@Host) > 128
         SET @Errors += N'The value for the parameter @Host is not supported: give at most 128 characters. ';

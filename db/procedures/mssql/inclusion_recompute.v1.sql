@@ -48,7 +48,7 @@ BEGIN
     SELECT @Text = s.Value
     FROM Ops.Setting AS s
     WHERE s.JobName = 'check_inclusion' AND s.Name = 'RelevantChangeMaxPatients';
-    IF LEN(@Text) BETWEEN 1 AND 9 AND @Text NOT LIKE N'%[^0-9]%'
+    IF LEN(@Text) BETWEEN 1 AND 9 AND @Text COLLATE Latin1_General_BIN2 NOT LIKE N'%[^0-9]%'
         SET @Max = TRY_CAST(@Text AS int);
     IF @Max IS NULL
         SET @Errors += N'Setting RelevantChangeMaxPatients (Ops.Setting, job check_inclusion) is missing or not a whole number of patients. ';

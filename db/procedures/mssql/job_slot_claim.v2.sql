@@ -15,6 +15,7 @@
 -- a slot missed before it is not recorded as missed.
 --
 -- Differences from the PostgreSQL twin, one line each:
+--   * Digit checks are binary LIKEs (COLLATE Latin1_General_BIN2: ASCII digits only); the twin: ASCII patterns.
 --   * INSERT ... WHERE NOT EXISTS under UPDLOCK, HOLDLOCK in one transaction; the twin: INSERT ... ON CONFLICT DO NOTHING.
 CREATE OR ALTER PROCEDURE Job.job_slot_claim
     @JobName varchar(101),
@@ -57,7 +58,7 @@ BEGIN
         FROM Ops.Setting AS s
         WHERE s.Name = 'FallbackAfterSeconds' AND s.JobName IN (@JobName, '*')
         ORDER BY CASE WHEN s.JobName = '*' THEN 1 ELSE 0 END;
-        IF @Setting IS NULL OR @Setting = N'' OR @Setting LIKE N'%[^0-9]%' OR LEN(@Setting) > 5
+        IF @Setting IS NULL OR @Setting = N'' OR @Setting COLLATE Latin1_General_BIN2 LIKE N'%[^0-9]%' OR LEN(@Setting) > 5
             OR TRY_CAST(@Setting AS int) NOT BETWEEN 1 AND 86400
             SET @Errors += N'Setting FallbackAfterSeconds (Ops.Setting) must be a whole number of seconds from 1 to 86400. ';
         ELSE

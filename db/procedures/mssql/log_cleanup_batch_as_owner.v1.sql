@@ -58,6 +58,7 @@
 -- (Job.run_batched sets LockTimeoutMs), 1000 ms when there is none.
 --
 -- Differences from the PostgreSQL twin, one line each:
+--   * Digit checks are binary LIKEs (COLLATE Latin1_General_BIN2: ASCII digits only); the twin: ASCII patterns.
 --   * SWITCH to a switch-out table (hence the switch-target check); the twin: TRUNCATE of the partition.
 --   * Stragglers sit in the partition that holds the cutoff; the twin: in a default partition.
 --   * READPAST; the twin: FOR UPDATE SKIP LOCKED.
@@ -147,11 +148,11 @@ BEGIN
         @MonthsAheadText = MAX(CASE WHEN s.Name = 'PartitionMonthsAhead' THEN s.Value END)
     FROM Ops.Setting AS s
     WHERE s.JobName = 'log_cleanup';
-    IF LEN(@RetentionText) BETWEEN 1 AND 4 AND @RetentionText NOT LIKE N'%[^0-9]%'
+    IF LEN(@RetentionText) BETWEEN 1 AND 4 AND @RetentionText COLLATE Latin1_General_BIN2 NOT LIKE N'%[^0-9]%'
         SET @RetentionMonths = TRY_CAST(@RetentionText AS int);
-    IF LEN(@LockWaitText) BETWEEN 1 AND 9 AND @LockWaitText NOT LIKE N'%[^0-9]%'
+    IF LEN(@LockWaitText) BETWEEN 1 AND 9 AND @LockWaitText COLLATE Latin1_General_BIN2 NOT LIKE N'%[^0-9]%'
         SET @LockWaitMs = TRY_CAST(@LockWaitText AS int);
-    IF LEN(@MonthsAheadText) BETWEEN 1 AND 4 AND @MonthsAheadText NOT LIKE N'%[^0-9]%'
+    IF LEN(@MonthsAheadText) BETWEEN 1 AND 4 AND @MonthsAheadText COLLATE Latin1_General_BIN2 NOT LIKE N'%[^0-9]%'
         SET @PartitionMonthsAhead = TRY_CAST(@MonthsAheadText AS int);
 
     IF @RetentionMonths IS NULL OR @RetentionMonths > 1200

@@ -8,6 +8,7 @@
 -- (known problem 4). @LocalTime is the local time it judged, for notes.
 --
 -- Differences from the PostgreSQL twin, one line each:
+--   * Digit checks are binary LIKEs (COLLATE Latin1_General_BIN2: ASCII digits only); the twin: ASCII patterns.
 --   * The time zone is 'Romance Standard Time' (Windows' name for Europe/Copenhagen); the twin: the IANA zone.
 --   * The weekday is counted from a known Monday, so SET DATEFIRST does not matter; the twin: extract(isodow).
 CREATE OR ALTER PROCEDURE Job.off_hours_check
@@ -45,11 +46,11 @@ BEGIN
         @Weekends = MAX(CASE WHEN s.Name = 'OffHoursWeekends' THEN s.Value END)
     FROM Ops.Setting AS s
     WHERE s.JobName = 'check_inclusion';
-    IF @Start LIKE N'[0-2][0-9]:[0-5][0-9]' AND LEFT(@Start, 2) <= N'23'
+    IF @Start COLLATE Latin1_General_BIN2 LIKE N'[0-2][0-9]:[0-5][0-9]' AND LEFT(@Start, 2) <= N'23'
         SET @StartTime = TRY_CAST(@Start AS time(3));
     IF @StartTime IS NULL
         SET @Errors += N'Setting OffHoursStart (Ops.Setting, job check_inclusion) is missing or not a local time HH:MM. ';
-    IF @End LIKE N'[0-2][0-9]:[0-5][0-9]' AND LEFT(@End, 2) <= N'23'
+    IF @End COLLATE Latin1_General_BIN2 LIKE N'[0-2][0-9]:[0-5][0-9]' AND LEFT(@End, 2) <= N'23'
         SET @EndTime = TRY_CAST(@End AS time(3));
     IF @EndTime IS NULL
         SET @Errors += N'Setting OffHoursEnd (Ops.Setting, job check_inclusion) is missing or not a local time HH:MM. ';

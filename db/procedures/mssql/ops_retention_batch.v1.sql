@@ -26,6 +26,7 @@
 -- (a dry batch may count a large run's rows in one go, more than @BatchSize).
 --
 -- Differences from the PostgreSQL twin, one line each:
+--   * Digit checks are binary LIKEs (COLLATE Latin1_General_BIN2: ASCII digits only); the twin: ASCII patterns.
 --   * READPAST skips locked rows; the twin picks them with FOR UPDATE SKIP LOCKED.
 --   * Its own short transaction; the twin has no transaction control (Job.run_batched commits).
 --   * The picks are a table variable; the twin's are arrays.
@@ -99,11 +100,11 @@ BEGIN
     SELECT @HeartbeatDaysText = s.Value
     FROM Ops.Setting AS s
     WHERE s.JobName = 'ops_retention' AND s.Name = 'HeartbeatDays';
-    IF LEN(@JobRunDaysText) BETWEEN 1 AND 5 AND @JobRunDaysText NOT LIKE N'%[^0-9]%'
+    IF LEN(@JobRunDaysText) BETWEEN 1 AND 5 AND @JobRunDaysText COLLATE Latin1_General_BIN2 NOT LIKE N'%[^0-9]%'
         SET @JobRunDays = TRY_CAST(@JobRunDaysText AS int);
-    IF LEN(@JobRunBatchDaysText) BETWEEN 1 AND 5 AND @JobRunBatchDaysText NOT LIKE N'%[^0-9]%'
+    IF LEN(@JobRunBatchDaysText) BETWEEN 1 AND 5 AND @JobRunBatchDaysText COLLATE Latin1_General_BIN2 NOT LIKE N'%[^0-9]%'
         SET @JobRunBatchDays = TRY_CAST(@JobRunBatchDaysText AS int);
-    IF LEN(@HeartbeatDaysText) BETWEEN 1 AND 5 AND @HeartbeatDaysText NOT LIKE N'%[^0-9]%'
+    IF LEN(@HeartbeatDaysText) BETWEEN 1 AND 5 AND @HeartbeatDaysText COLLATE Latin1_General_BIN2 NOT LIKE N'%[^0-9]%'
         SET @HeartbeatDays = TRY_CAST(@HeartbeatDaysText AS int);
     IF @JobRunDays IS NULL OR @JobRunDays < 1 OR @JobRunDays > 36500
         SET @Errors += N'Setting JobRunDays (Ops.Setting, job ops_retention) is missing or not a whole number of days from 1 to 36500. ';

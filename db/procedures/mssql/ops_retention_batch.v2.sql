@@ -57,6 +57,7 @@
 -- Each DELETE runs in its own short transaction (BEGIN / COMMIT here).
 --
 -- Differences from the PostgreSQL twin, one line each:
+--   * Digit checks are binary LIKEs (COLLATE Latin1_General_BIN2: ASCII digits only); the twin: ASCII patterns.
 --   * READPAST skips locked rows; the twin picks them with FOR UPDATE SKIP LOCKED.
 --   * Its own short transaction; the twin has no transaction control (Job.run_batched commits).
 --   * The picks are a table variable; the twin's are arrays.
@@ -135,27 +136,27 @@ BEGIN
 
     -- The job's settings: whole days to keep, per table (JobSlotDays at least 8).
     SELECT @Text = s.Value FROM Ops.Setting AS s WHERE s.JobName = 'ops_retention' AND s.Name = 'JobRunDays';
-    IF LEN(@Text) BETWEEN 1 AND 5 AND @Text NOT LIKE N'%[^0-9]%'
+    IF LEN(@Text) BETWEEN 1 AND 5 AND @Text COLLATE Latin1_General_BIN2 NOT LIKE N'%[^0-9]%'
         SET @JobRunDays = TRY_CAST(@Text AS int);
     SET @Text = NULL;
     SELECT @Text = s.Value FROM Ops.Setting AS s WHERE s.JobName = 'ops_retention' AND s.Name = 'JobRunBatchDays';
-    IF LEN(@Text) BETWEEN 1 AND 5 AND @Text NOT LIKE N'%[^0-9]%'
+    IF LEN(@Text) BETWEEN 1 AND 5 AND @Text COLLATE Latin1_General_BIN2 NOT LIKE N'%[^0-9]%'
         SET @JobRunBatchDays = TRY_CAST(@Text AS int);
     SET @Text = NULL;
     SELECT @Text = s.Value FROM Ops.Setting AS s WHERE s.JobName = 'ops_retention' AND s.Name = 'HeartbeatDays';
-    IF LEN(@Text) BETWEEN 1 AND 5 AND @Text NOT LIKE N'%[^0-9]%'
+    IF LEN(@Text) BETWEEN 1 AND 5 AND @Text COLLATE Latin1_General_BIN2 NOT LIKE N'%[^0-9]%'
         SET @HeartbeatDays = TRY_CAST(@Text AS int);
     SET @Text = NULL;
     SELECT @Text = s.Value FROM Ops.Setting AS s WHERE s.JobName = 'ops_retention' AND s.Name = 'DeadLetterDays';
-    IF LEN(@Text) BETWEEN 1 AND 5 AND @Text NOT LIKE N'%[^0-9]%'
+    IF LEN(@Text) BETWEEN 1 AND 5 AND @Text COLLATE Latin1_General_BIN2 NOT LIKE N'%[^0-9]%'
         SET @DeadLetterDays = TRY_CAST(@Text AS int);
     SET @Text = NULL;
     SELECT @Text = s.Value FROM Ops.Setting AS s WHERE s.JobName = 'ops_retention' AND s.Name = 'CdaAccessLogDays';
-    IF LEN(@Text) BETWEEN 1 AND 5 AND @Text NOT LIKE N'%[^0-9]%'
+    IF LEN(@Text) BETWEEN 1 AND 5 AND @Text COLLATE Latin1_General_BIN2 NOT LIKE N'%[^0-9]%'
         SET @CdaAccessLogDays = TRY_CAST(@Text AS int);
     SET @Text = NULL;
     SELECT @Text = s.Value FROM Ops.Setting AS s WHERE s.JobName = 'ops_retention' AND s.Name = 'JobSlotDays';
-    IF LEN(@Text) BETWEEN 1 AND 5 AND @Text NOT LIKE N'%[^0-9]%'
+    IF LEN(@Text) BETWEEN 1 AND 5 AND @Text COLLATE Latin1_General_BIN2 NOT LIKE N'%[^0-9]%'
         SET @JobSlotDays = TRY_CAST(@Text AS int);
     IF @JobRunDays IS NULL OR @JobRunDays < 1 OR @JobRunDays > 36500
         SET @Errors += N'Setting JobRunDays (Ops.Setting, job ops_retention) is missing or not a whole number of days from 1 to 36500. ';

@@ -46,6 +46,7 @@
 -- resync writes nothing but its PLSP.Upload row and the day's statistics.
 --
 -- Differences from the PostgreSQL twin, one line each:
+--   * Digit checks are binary LIKEs (COLLATE Latin1_General_BIN2: ASCII digits only); the twin: ASCII patterns.
 --   * OPENJSON reads the document; the twin: jsonb functions.
 --   * TRY_CONVERT with style 23 checks dates; the twin: regular expressions.
 --   * #temp tables, every character column COLLATE DATABASE_DEFAULT (tempdb's collation: error 468 on joins to PLSP); the twin: temporary tables.
@@ -80,9 +81,9 @@ BEGIN
     ----------------------------------------------------------------------------
     -- Check parameters
     ----------------------------------------------------------------------------
-    IF @SorCode IS NULL OR @SorCode = '' OR @SorCode LIKE '%[^0-9]%'
+    IF @SorCode IS NULL OR @SorCode = '' OR @SorCode COLLATE Latin1_General_BIN2 LIKE '%[^0-9]%'
         SET @ParameterErrors += N'The value for the parameter @SorCode is not supported: give the clinic''s SOR code (digits). ';
-    IF @Ydernummer IS NULL OR @Ydernummer = '' OR @Ydernummer LIKE '%[^0-9]%'
+    IF @Ydernummer IS NULL OR @Ydernummer = '' OR @Ydernummer COLLATE Latin1_General_BIN2 LIKE '%[^0-9]%'
         SET @ParameterErrors += N'The value for the parameter @Ydernummer is not supported: give the clinic''s ydernummer (digits). ';
     IF @Document IS NULL
         SET @ParameterErrors += N'The value for the parameter @Document is not supported: give the upload as JSON. ';
@@ -165,7 +166,7 @@ BEGIN
                 ELSE 1800
             END AS Y
     ) AS b
-    WHERE d.Cpr LIKE '[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]';
+    WHERE d.Cpr COLLATE Latin1_General_BIN2 LIKE '[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]';
 
     CREATE TABLE #UploadRow (
         DocNo int NOT NULL,
@@ -229,9 +230,11 @@ BEGIN
     ) AS j;
 
     UPDATE #UploadRow
-    SET Date1 = CASE WHEN Date1Text LIKE '1[89][0-9][0-9]-[01][0-9]-[0-3][0-9]' OR Date1Text LIKE '2[0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]'
+    SET Date1 = CASE WHEN Date1Text COLLATE Latin1_General_BIN2 LIKE '1[89][0-9][0-9]-[01][0-9]-[0-3][0-9]'
+                OR Date1Text COLLATE Latin1_General_BIN2 LIKE '2[0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]'
             THEN TRY_CONVERT(date, Date1Text, 23) END,
-        Date2 = CASE WHEN Date2Text LIKE '1[89][0-9][0-9]-[01][0-9]-[0-3][0-9]' OR Date2Text LIKE '2[0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]'
+        Date2 = CASE WHEN Date2Text COLLATE Latin1_General_BIN2 LIKE '1[89][0-9][0-9]-[01][0-9]-[0-3][0-9]'
+                OR Date2Text COLLATE Latin1_General_BIN2 LIKE '2[0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]'
             THEN TRY_CONVERT(date, Date2Text, 23) END,
         UploadKey = CASE Kind
             WHEN 'V' THEN CONCAT_WS(N'|', Code, TimeText)
@@ -259,11 +262,11 @@ BEGIN
     INSERT INTO #UploadError (DocNo, Field, RowNo, Reason, Message)
     -- Patients
     SELECT d.DocNo, 'cpr', NULL, 'cpr_format', N'the CPR number must be ten digits'
-    FROM #UploadDoc AS d WHERE d.Cpr IS NULL OR d.Cpr NOT LIKE '[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]'
+    FROM #UploadDoc AS d WHERE d.Cpr IS NULL OR d.Cpr COLLATE Latin1_General_BIN2 NOT LIKE '[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]'
     UNION ALL
     SELECT d.DocNo, 'cpr', NULL, 'cpr_date', N'the CPR number''s birth date is no real date or lies in the future'
     FROM #UploadDoc AS d
-    WHERE d.Cpr LIKE '[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]' AND (d.BirthDate IS NULL OR d.BirthDate > @Today)
+    WHERE d.Cpr COLLATE Latin1_General_BIN2 LIKE '[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]' AND (d.BirthDate IS NULL OR d.BirthDate > @Today)
     UNION ALL
     SELECT d.DocNo, 'cpr', NULL, 'duplicate_patient', N'the same patient is in an earlier document of this upload'
     FROM #UploadDoc AS d

@@ -102,12 +102,12 @@ BEGIN
     SELECT @OffHoursRowsText = s.Value
     FROM Ops.Setting AS s
     WHERE s.JobName = 'upload_drain' AND s.Name = 'OffHoursRows';
-    IF @OffHoursRowsText IS NULL OR @OffHoursRowsText = N'' OR LEN(@OffHoursRowsText) > 9 OR @OffHoursRowsText LIKE N'%[^0-9]%'
+    IF @OffHoursRowsText IS NULL OR @OffHoursRowsText = N'' OR LEN(@OffHoursRowsText) > 9 OR @OffHoursRowsText COLLATE Latin1_General_BIN2 LIKE N'%[^0-9]%'
         SET @Errors += N'Setting OffHoursRows (Ops.Setting, job upload_drain) is missing or not a whole number of rows (0: no upload waits for off-hours). ';
     SELECT @MaxAttemptsText = s.Value
     FROM Ops.Setting AS s
     WHERE s.JobName = 'upload_drain' AND s.Name = 'MaxAttempts';
-    IF @MaxAttemptsText IS NULL OR @MaxAttemptsText = N'' OR LEN(@MaxAttemptsText) > 4 OR @MaxAttemptsText LIKE N'%[^0-9]%'
+    IF @MaxAttemptsText IS NULL OR @MaxAttemptsText = N'' OR LEN(@MaxAttemptsText) > 4 OR @MaxAttemptsText COLLATE Latin1_General_BIN2 LIKE N'%[^0-9]%'
         OR TRY_CAST(@MaxAttemptsText AS int) < 1
         SET @Errors += N'Setting MaxAttempts (Ops.Setting, job upload_drain) is missing or not 1 to 9999 attempts. ';
 

@@ -57,9 +57,9 @@ BEGIN
     ----------------------------------------------------------------------------
     -- Check parameters
     ----------------------------------------------------------------------------
-    IF @SorCode IS NULL OR @SorCode = '' OR @SorCode LIKE '%[^0-9]%'
+    IF @SorCode IS NULL OR @SorCode = '' OR @SorCode COLLATE Latin1_General_BIN2 LIKE '%[^0-9]%'
         SET @ParameterErrors += N'The value for the parameter @SorCode is not supported: give the clinic''s SOR code (digits). ';
-    IF @Ydernummer IS NULL OR @Ydernummer = '' OR @Ydernummer LIKE '%[^0-9]%'
+    IF @Ydernummer IS NULL OR @Ydernummer = '' OR @Ydernummer COLLATE Latin1_General_BIN2 LIKE '%[^0-9]%'
         SET @ParameterErrors += N'The value for the parameter @Ydernummer is not supported: give the clinic''s ydernummer (digits). ';
     IF @Document IS NULL
         SET @ParameterErrors += N'The value for the parameter @Document is not supported: give the upload as JSON. ';

@@ -28,6 +28,7 @@
 -- (which cost about half of an unchanged 200-document call on PostgreSQL).
 --
 -- Differences from the PostgreSQL twin, one line each:
+--   * Digit checks are binary LIKEs (COLLATE Latin1_General_BIN2: ASCII digits only); the twin: ASCII patterns.
 --   * OPENJSON reads the document; the twin: jsonb functions.
 --   * A staged document is its text as sent; the twin: its jsonb text (each the text Upload.upload_data hashes on its engine).
 --   * Statistics upserted by UPDATE WITH (UPDLOCK, HOLDLOCK), then INSERT ... WHERE NOT EXISTS; the twin: INSERT ... ON CONFLICT.
@@ -68,9 +69,9 @@ BEGIN
     ----------------------------------------------------------------------------
     -- Check parameters
     ----------------------------------------------------------------------------
-    IF @SorCode IS NULL OR @SorCode = '' OR @SorCode LIKE '%[^0-9]%'
+    IF @SorCode IS NULL OR @SorCode = '' OR @SorCode COLLATE Latin1_General_BIN2 LIKE '%[^0-9]%'
         SET @ParameterErrors += N'The value for the parameter @SorCode is not supported: give the clinic''s SOR code (digits). ';
-    IF @Ydernummer IS NULL OR @Ydernummer = '' OR @Ydernummer LIKE '%[^0-9]%'
+    IF @Ydernummer IS NULL OR @Ydernummer = '' OR @Ydernummer COLLATE Latin1_General_BIN2 LIKE '%[^0-9]%'
         SET @ParameterErrors += N'The value for the parameter @Ydernummer is not supported: give the clinic''s ydernummer (digits). ';
     IF @Document IS NULL
         SET @ParameterErrors += N'The value for the parameter @Document is not supported: give the upload as JSON. ';

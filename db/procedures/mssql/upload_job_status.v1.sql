@@ -35,7 +35,7 @@ BEGIN
     ----------------------------------------------------------------------------
     -- Check parameters
     ----------------------------------------------------------------------------
-    IF @SorCode IS NULL OR @SorCode = '' OR @SorCode LIKE '%[^0-9]%'
+    IF @SorCode IS NULL OR @SorCode = '' OR @SorCode COLLATE Latin1_General_BIN2 LIKE '%[^0-9]%'
         SET @ParameterErrors += N'The value for the parameter @SorCode is not supported: give the clinic''s SOR code (digits). ';
     IF @UploadId IS NULL OR @UploadId < 1
         SET @ParameterErrors += N'The value for the parameter @UploadId is not supported: give the job''s id (a positive number). ';

@@ -44,9 +44,9 @@ BEGIN
                 Sor nvarchar(100) '$.sor', DayText nvarchar(100) '$.day', CountText nvarchar(100) '$.count'
             ) AS j
             WHERE e.type <> 5
-                OR j.Sor IS NULL OR j.Sor = N'' OR LEN(j.Sor) > 20 OR j.Sor LIKE N'%[^0-9]%'
-                OR TRY_CONVERT(date, j.DayText, 23) IS NULL OR j.DayText NOT LIKE N'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'
-                OR j.CountText IS NULL OR j.CountText = N'' OR LEN(j.CountText) > 9 OR j.CountText LIKE N'%[^0-9]%'
+                OR j.Sor IS NULL OR j.Sor = N'' OR LEN(j.Sor) > 20 OR j.Sor COLLATE Latin1_General_BIN2 LIKE N'%[^0-9]%'
+                OR TRY_CONVERT(date, j.DayText, 23) IS NULL OR j.DayText COLLATE Latin1_General_BIN2 NOT LIKE N'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'
+                OR j.CountText IS NULL OR j.CountText = N'' OR LEN(j.CountText) > 9 OR j.CountText COLLATE Latin1_General_BIN2 LIKE N'%[^0-9]%'
         )
         SET @Errors += N'The value for the parameter @Counts is not supported: give 1 to 1000 objects with sor (digits), day (YYYY-MM-DD), count. ';
     ELSE IF EXISTS (
