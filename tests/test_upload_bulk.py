@@ -282,3 +282,28 @@ def test_the_0018_downgrade_refuses_while_documents_are_staged(empty_db_url):
     assert drain(db) == "succeeded"
     migrate.downgrade(url, "0017")  # nothing staged: it goes
     assert migrate.current(url) == "0017"
+
+
+def test_the_0024_downgrade_refuses_while_documents_are_dead_lettered(empty_db_url):
+    from orchestrator.db import migrate
+    from orchestrator.db.connection import Database
+
+    url = empty_db_url
+    migrate.upgrade(url, "0024")
+    db = Database(url)
+    load_relevant(db)
+    set_setting(db, "upload_drain", "MaxAttempts", "1")
+    upload_id = enqueue(db, [document(0), document(1)])
+    unreadable = "UPDATE Upload.StagedDocument SET Document = '[' WHERE UploadId = ? AND DocNo = 1"
+    execute(db, unreadable, (upload_id,))
+    assert drain(db) == "succeeded"
+    assert fetch_all(db, "SELECT DocNo FROM Upload.DeadLetterDocument") == [(1,)]
+    refused = r"Downgrade of 0024 refused: Upload.DeadLetterDocument holds 1 dead-lettered"
+    with pytest.raises(Exception, match=refused):
+        migrate.downgrade(url, "0023")
+    assert migrate.current(url) == "0024"  # nothing undone
+    assert scalar(db, "SELECT count(*) FROM Upload.DeadLetterDocument WHERE UploadId = ?", (upload_id,)) == 1
+    execute(db, "DELETE FROM Upload.DeadLetterDocument WHERE UploadId = ?", (upload_id,))
+    db.engine.dispose()
+    migrate.downgrade(url, "0023")  # no dead letters: it goes
+    assert migrate.current(url) == "0023"

@@ -9,7 +9,13 @@ Revision ID: 0024
 Revises: 0023
 """
 
-from orchestrator.db.migration_ops import downgrade_procedures, run_schema_file, upgrade_procedures
+from orchestrator.db.migration_ops import (
+    downgrade_procedures,
+    engine,
+    execute,
+    run_schema_file,
+    upgrade_procedures,
+)
 
 revision = "0024"
 down_revision = "0023"
@@ -29,6 +35,37 @@ def upgrade() -> None:
     upgrade_procedures(PROCEDURES)
 
 
+# The downgrade drops Upload.DeadLetterDocument: refused, before anything is undone, while it
+# holds dead letters (documents of accepted uploads kept for an operator to fix and send
+# again), which it would lose.
+REFUSE_WHILE_DEAD_LETTERED = {
+    "postgresql": """
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM Upload.DeadLetterDocument) THEN
+        RAISE EXCEPTION USING ERRCODE = 'FL001',
+            MESSAGE = 'Downgrade of 0024 refused: Upload.DeadLetterDocument holds '
+                || (SELECT count(*) FROM Upload.DeadLetterDocument)
+                || ' dead-lettered documents of accepted bulk uploads, which it would drop. '
+                || 'Fix and send them again (or keep a copy), delete them, then downgrade.';
+    END IF;
+END
+$$;
+""",
+    "mssql": """
+IF EXISTS (SELECT 1 FROM Upload.DeadLetterDocument)
+BEGIN
+    DECLARE @Message nvarchar(2048) = CONCAT(N'Downgrade of 0024 refused: Upload.DeadLetterDocument holds ',
+        (SELECT COUNT(*) FROM Upload.DeadLetterDocument),
+        N' dead-lettered documents of accepted bulk uploads, which it would drop. ',
+        N'Fix and send them again (or keep a copy), delete them, then downgrade.');
+    THROW 50001, @Message, 1;
+END;
+""",
+}
+
+
 def downgrade() -> None:
+    execute(REFUSE_WHILE_DEAD_LETTERED[engine()])
     downgrade_procedures(PROCEDURES)
     run_schema_file("0024_upload_v3.down")
