@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
+import time
 
 import pytest
 
+from orchestrator.http import ratelimit, validation
 from orchestrator.http.app import create_app
-from orchestrator.http.limits import Limits, TokenBuckets
+from orchestrator.http.limits import Guard, Limits, TokenBuckets
+from orchestrator.http.problems import ProblemError
 from tests.support.http import SOR, http_settings, make_keys, serving
 from tests.support.uploads import load_relevant
 from tests.test_http_auth import request
+from tests.test_upload_bulk import document
 
 CPR_OK, CPR_BAD = "0101701235", "0202702236"
 GOOD = {
@@ -91,7 +97,7 @@ def test_a_token_bucket_refills_at_its_rate():
 
 def test_only_one_bulk_upload_runs_at_once_and_small_ones_still_pass(db, keys, logs):
     load_relevant(db)
-    app = create_app(http_settings(keys), db, Limits(bulk_rows=1, bulk_concurrency=1))
+    app = create_app(http_settings(keys), db, Limits(bulk_rows=1, bulk_concurrency=1, bulk_wait_seconds=0))
     app.state.guard.bulk_slots.acquire()  # a bulk upload in progress
     with serving(app) as base:
         status, headers, body = request(url(base), keys.token(), GOOD)  # two rows: bulk here
@@ -142,3 +148,122 @@ def test_the_body_read_off_the_event_loop_is_refused_as_a_declared_body_would_be
         assert status == 403
         status, _, body = request(url(base), token, GOOD)
         assert status == 200 and body["inserted"] == 2
+
+
+def rate_fields(headers: dict) -> tuple[dict, dict]:
+    """(policy, state) parameters of the RateLimit fields, e.g. ({"q": 3, "w": 3000}, {"r": 2, "t": 1000})."""
+    policy = ratelimit._items(headers["ratelimit-policy"])
+    state = ratelimit._items(headers["ratelimit"])
+    assert list(policy) == list(state) == ["clinic"], (headers["ratelimit-policy"], headers["ratelimit"])
+    return policy["clinic"], state["clinic"]
+
+
+def test_the_ratelimit_fields_say_the_bucket_and_count_down_to_the_429(db, keys, logs):
+    load_relevant(db)
+    # So slow a refill (one token in 1,000 s) that the test's own seconds do not show in the figures.
+    app = create_app(http_settings(keys), db, Limits(rate_per_second=0.001, burst=3, concurrency=4))
+    with serving(app) as base:
+        token = keys.token()
+        answers = [request(url(base), token, GOOD) for _ in range(3)]
+        assert [a[0] for a in answers] == [200, 200, 200]
+        fields = [rate_fields(a[1]) for a in answers]
+        assert [policy for policy, _ in fields] == [{"q": 3, "w": 3000}] * 3
+        assert [state["r"] for _, state in fields] == [2, 1, 0]
+        # Full again after (3 - tokens) / rate seconds: about 1,000, 2,000, 3,000 (a few ms of refill).
+        assert [round(state["t"], -2) for _, state in fields] == [1000, 2000, 3000]
+        status, headers, body = request(url(base), token, GOOD)
+        assert status == 429 and body["type"].endswith("rate-limited")
+        _, state = rate_fields(headers)
+        assert state["r"] == 0 and 2990 <= state["t"] <= 3000 and 990 <= int(headers["retry-after"]) <= 1000
+        # A pacing client would have waited one token's time (w / q) before the fourth.
+        assert ratelimit.client_pause(answers[2][1]) == pytest.approx(1000)
+        assert ratelimit.client_pause(answers[1][1]) == 0
+        # Another clinic's bucket is its own, full.
+        other = request(f"{base}/v1/clinics/222222/uploads", keys.token(sor="222222"), GOOD)
+        assert other[0] == 200 and rate_fields(other[1])[1]["r"] == 2
+
+
+def test_the_ratelimit_fields_are_whole_numbers_from_the_bucket():
+    now = [0.0]
+    guard = Guard(Limits(rate_per_second=5, burst=20))
+    guard.buckets.clock = lambda: now[0]
+    first = guard.admit("1")
+    assert first == {"RateLimit-Policy": '"clinic";q=20;w=4', "RateLimit": '"clinic";r=19;t=1'}
+    guard.release()
+    for _ in range(18):
+        guard.admit("1")
+        guard.release()
+    assert guard.admit("1")["RateLimit"] == '"clinic";r=0;t=4'  # 20 taken at once: 4 s to fill
+    guard.release()
+    with pytest.raises(ProblemError) as refused:
+        guard.admit("1")
+    assert refused.value.headers["Retry-After"] == "1" and refused.value.headers["RateLimit"].endswith(
+        "r=0;t=4"
+    )
+    now[0] = 0.5  # 2.5 tokens back
+    assert guard.admit("1")["RateLimit"] == '"clinic";r=1;t=4'
+    guard.release()
+    # A pacing client: nothing while enough are left for its requests in flight, else w / q each.
+    fields = {"RateLimit-Policy": '"clinic";q=20;w=4', "RateLimit": '"clinic";r=1;t=4'}
+    assert ratelimit.client_pause(fields) == 0 and ratelimit.client_pause(
+        fields, in_flight=3
+    ) == pytest.approx(0.4)
+    assert ratelimit.client_pause({}) == 0 and ratelimit.client_pause({"RateLimit": "nonsense"}) == 0
+
+
+def test_a_bulk_upload_waits_a_bounded_time_for_the_bulk_slot(db, keys, logs):
+    load_relevant(db)
+    app = create_app(http_settings(keys), db, Limits(bulk_rows=1, bulk_wait_seconds=5))
+    slots = app.state.guard.bulk_slots
+    with serving(app) as base:
+        slots.acquire()  # another bulk upload being queued, done in half a second
+        threading.Timer(0.5, slots.release).start()
+        started = time.monotonic()
+        status, headers, body = request(url(base), keys.token(), GOOD)
+        waited = time.monotonic() - started
+        assert status == 202 and body["state"] in ("queued", "done") and 0.4 <= waited < 5
+        assert rate_fields(headers)[1]["r"] == 19
+    app = create_app(http_settings(keys), db, Limits(bulk_rows=1, bulk_wait_seconds=0.3))
+    app.state.guard.bulk_slots.acquire()  # held throughout: refused after the wait
+    with serving(app) as base:
+        started = time.monotonic()
+        status, headers, body = request(url(base), keys.token(), GOOD)
+        waited = time.monotonic() - started
+    assert status == 429 and body["type"].endswith("bulk-busy") and headers["retry-after"] == "1"
+    assert 0.3 <= waited < 5
+
+
+def test_a_large_body_is_validated_in_the_validation_process_with_the_same_answers(db, keys, logs):
+    load_relevant(db)
+    docs = [document(n, extra_values=28) for n in range(40)]
+    assert len(json.dumps({"patients": docs})) >= validation.PROCESS_BYTES
+    broken = [*docs[:30], {**docs[30], "values": [*docs[30]["values"][:5], {"code": 7, "time": "x"}]}]
+    app = create_app(http_settings(keys), db)
+    with serving(app) as base:
+        assert app.state.validator.warm is None  # not started before a large body
+        app.state.validator.start()
+        assert app.state.validator.warm.result(30)
+        status, _, body = request(url(base), keys.token(), {"patients": broken})
+        assert status == 422 and body["type"].endswith("invalid")
+        assert {(e["field"], e["reason"]) for e in body["errors"]} >= {
+            ("UploadBatch.patients.30.values.5.code", "string_type")
+        }
+        status, headers, body = request(url(base), keys.token(), {"patients": docs})
+        assert status == 202 and body["documentsTotal"] == 40 and "ratelimit" in headers
+        assert app.state.validator.checked == 2  # both in the process
+    # The same body in the worker thread (no process) is the same answer.
+    thread_app = create_app(http_settings(keys), db, Limits(validate_processes=0))
+    with serving(thread_app) as base:
+        status, _, thread_body = request(url(base), keys.token(), {"patients": broken})
+    assert thread_app.state.validator is None and status == 422
+    assert thread_body["errors"] == request_errors_of(broken)
+
+
+def request_errors_of(batch: list[dict]) -> list[dict]:
+    """The 422 errors for a batch as the worker process gives them (no service)."""
+    ok, errors = validation.check_in_worker(json.dumps({"patients": batch}).encode(), "application/json")
+    assert not ok
+    return [
+        {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "reason": e["type"], "message": e["msg"]}
+        for e in errors
+    ]

@@ -60,6 +60,10 @@ def _keys(folder: Path):
 
 
 def _post(url: str, token: str, body: dict | None) -> tuple[int, dict]:
+    """One request as an LPS client makes it: it paces on the RateLimit fields (waits a token's time
+    when the clinic's bucket is about to empty) instead of running into a 429."""
+    from orchestrator.http.ratelimit import client_pause
+
     req = urllib.request.Request(
         url,
         data=None if body is None else json.dumps(body).encode(),
@@ -68,9 +72,12 @@ def _post(url: str, token: str, body: dict | None) -> tuple[int, dict]:
     )
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read())
+            status, out = resp.status, json.loads(resp.read())
+            pause = client_pause(resp.headers)
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"{}")
+    time.sleep(pause)
+    return status, out
 
 
 def steps(settings: Settings, db: Database, step_class) -> tuple[list, list[str]]:

@@ -14,6 +14,7 @@ from orchestrator.http.auth import Verifier
 from orchestrator.http.limits import Guard, Limits, ThrottleFlusher
 from orchestrator.http.pool import Connections
 from orchestrator.http.settings import HttpSettings
+from orchestrator.http.validation import Validator
 from reports import http as report_pages
 
 log = logging.getLogger("orchestrator.http")
@@ -33,6 +34,10 @@ def create_app(settings: HttpSettings | None, db: Database | None, limits: Limit
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         flusher = None
+        validator = None
+        if limits.validate_processes > 0:
+            # Large bodies' validation process (validation.py): the first large body starts it.
+            validator = app.state.validator = Validator(limits.validate_processes)
         if connections is not None:
             # Every pooled connection before the first request (pool.py says why); off the event loop.
             if not await anyio.to_thread.run_sync(connections.open):
@@ -51,6 +56,9 @@ def create_app(settings: HttpSettings | None, db: Database | None, limits: Limit
                 flusher.stop()  # the last counts, before the pool closes
             if connections is not None:
                 connections.close()
+            if validator is not None:
+                app.state.validator = None
+                validator.stop()
 
     app = FastAPI(
         title=TITLE,
@@ -65,6 +73,7 @@ def create_app(settings: HttpSettings | None, db: Database | None, limits: Limit
     app.state.db = db
     app.state.connections = connections
     app.state.guard = Guard(limits)
+    app.state.validator = None  # the lifespan starts it
     problems.install(app)
     app.include_router(uploads.router)
     app.include_router(cda.router)  # HentCDA, values, DDS on-demand (docs/cda.md)

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from orchestrator.http import ratelimit
 from orchestrator.http.problems import ProblemError
 
 log = logging.getLogger("orchestrator.http")
@@ -35,6 +36,8 @@ class Limits:
     concurrency: int = 8  # interactive uploads in the database at the same time, all LPS together
     bulk_rows: int = 500  # an upload with more rows than this is bulk work: queued as a job (202) ...
     bulk_concurrency: int = 1  # ... and only this many are being queued at once, in their own slots
+    bulk_wait_seconds: float = 2.0  # a bulk upload waits this long for a free bulk slot, then 429 bulk-busy
+    validate_processes: int = 1  # large bodies are validated in this many worker processes (0: a thread)
     throttle_flush_seconds: float = 5.0  # the 429 counts go to the database this often
 
 
@@ -48,15 +51,19 @@ class TokenBuckets:
 
     def take(self, key: str) -> float:
         """0 when a token was taken, else the seconds until one is available."""
+        return self.take_state(key)[0]
+
+    def take_state(self, key: str) -> tuple[float, float]:
+        """``take``, and the tokens the bucket holds after it (for the RateLimit header field)."""
         with self._lock:
             now = self.clock()
             tokens, since = self._buckets.get(key, (float(self.burst), now))
             tokens = min(float(self.burst), tokens + (now - since) * self.rate)
             if tokens >= 1:
                 self._buckets[key] = (tokens - 1, now)
-                return 0.0
+                return 0.0, tokens - 1
             self._buckets[key] = (tokens, now)
-            return (1 - tokens) / self.rate
+            return (1 - tokens) / self.rate, tokens
 
 
 class ThrottleCounter:
@@ -103,10 +110,14 @@ class Guard:
     def is_bulk(self, rows: int, full_resync: bool = False) -> bool:
         return full_resync or rows > self.limits.bulk_rows
 
-    def admit(self, sor: str, bulk: bool = False) -> bool:
+    def admit(self, sor: str, bulk: bool = False) -> dict[str, str]:
         """Admit one upload or raise a 429 problem (counted); ``bulk`` work takes a bulk slot, never an
-        interactive one, so a resync cannot crowd out the small uploads. Pass ``bulk`` to ``release``."""
-        wait = self.buckets.take(sor)
+        interactive one, so a resync cannot crowd out the small uploads, and waits up to
+        ``bulk_wait_seconds`` for it (one bulk upload being queued takes tens of milliseconds: a
+        short wait beats a 429 and its whole second of Retry-After). Pass ``bulk`` to ``release``.
+        The answer: the RateLimit header fields for the response (ratelimit.py), also on the 429s."""
+        wait, tokens = self.buckets.take_state(sor)
+        fields = ratelimit.headers(tokens, self.limits.rate_per_second, self.limits.burst)
         if wait > 0:
             self.throttled.count(sor)
             raise ProblemError(
@@ -114,10 +125,15 @@ class Guard:
                 "Too many requests",
                 f"this clinic's upload rate is {self.limits.rate_per_second:g} per second",
                 kind="rate-limited",
-                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+                headers={"Retry-After": str(max(1, math.ceil(wait))), **fields},
             )
         slots = self.bulk_slots if bulk else self.slots
-        if not slots.acquire(blocking=False):
+        admitted = (
+            slots.acquire(timeout=self.limits.bulk_wait_seconds)
+            if bulk and self.limits.bulk_wait_seconds > 0
+            else slots.acquire(blocking=False)
+        )
+        if not admitted:
             self.throttled.count(sor)
             if bulk:
                 raise ProblemError(
@@ -125,16 +141,16 @@ class Guard:
                     "Too many requests",
                     f"another bulk upload (over {self.limits.bulk_rows} rows) is being queued: send it later",
                     kind="bulk-busy",
-                    headers={"Retry-After": "1"},
+                    headers={"Retry-After": "1", **fields},
                 )
             raise ProblemError(
                 429,
                 "Too many requests",
                 "the service is at its limit of concurrent uploads",
                 kind="busy",
-                headers={"Retry-After": "1"},
+                headers={"Retry-After": "1", **fields},
             )
-        return bulk
+        return fields
 
     def release(self, bulk: bool = False) -> None:
         (self.bulk_slots if bulk else self.slots).release()

@@ -8,14 +8,14 @@ from functools import partial
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from orchestrator.http import store
+from orchestrator.http import store, validation
 from orchestrator.http.auth import Principal, require
 from orchestrator.http.problems import FieldError, ProblemError, responses
 
@@ -168,42 +168,78 @@ FullResync = Annotated[
 BODY = TypeAdapter(UploadBatch | PatientDocument)  # as FastAPI would validate the declared body
 
 
+RATE_HEADERS = {
+    "RateLimit-Policy": {
+        "description": "the clinic's token bucket (IETF draft RateLimit fields): '\"clinic\";q=20;w=4' is a "
+        "burst of 20 uploads, full again 4 seconds after it was emptied (docs/http.md)",
+        "schema": {"type": "string"},
+    },
+    "RateLimit": {
+        "description": "'\"clinic\";r=13;t=2': 13 uploads left now, the bucket full again in 2 seconds; "
+        "a client that paces waits w/q seconds before its next upload when r is 0",
+        "schema": {"type": "string"},
+    },
+}
+POST_UPLOAD["responses"][202]["headers"].update(RATE_HEADERS)
+POST_UPLOAD["responses"][200] = {"description": "Successful Response", "headers": RATE_HEADERS}
+POST_UPLOAD["responses"][429] = {
+    **POST_UPLOAD["responses"][429],
+    "headers": {
+        "Retry-After": {"description": "whole seconds to wait", "schema": {"type": "integer"}},
+        **RATE_HEADERS,
+    },
+}
+
+
 @router.post(**POST_UPLOAD)
 async def post_upload(
     request: Request,
+    response: Response,
     sor: SorPath,
     principal: Annotated[Principal, Depends(require("lps"))],
     fullResync: FullResync = False,
 ) -> UploadResult | JSONResponse:
-    # The body is read here and validated in a worker thread, with the upload itself: a 2,000-row
+    # The body is read here and validated off the event loop, with the upload itself: a 4,000-row
     # bulk body takes tens of milliseconds to validate, and in the event loop (where FastAPI
-    # validates a declared body) every small upload arriving meanwhile would wait for it; a worker
-    # thread hands the interpreter over every few milliseconds. The contract (docs/openapi.json) is
-    # the declared body's: with_declared_body puts post_upload_contract's in. (No docstring: it
-    # would be the operation's description.)
+    # validates a declared body) every small upload arriving meanwhile would wait for it. A large
+    # body goes to the validation process (validation.py: pydantic-core holds the interpreter while
+    # it validates, a worker thread would not let the event loop in), a small one to the worker
+    # thread that then does the upload. The contract (docs/openapi.json) is the declared body's:
+    # with_declared_body puts post_upload_contract's in. (No docstring: it would be the
+    # operation's description.)
     raw = await request.body()
     content_type = request.headers.get("content-type")
-    work = partial(_post_upload, request.app, sor, principal, fullResync, raw, content_type)
+    checked = None
+    validator = getattr(request.app.state, "validator", None)
+    if validator is not None and len(raw) >= validation.PROCESS_BYTES:
+        checked = await validator.check(raw, content_type)  # None: the process is away, a thread does it
+    work = partial(
+        _post_upload, request.app, sor, principal, fullResync, raw, content_type, checked, response.headers
+    )
     return await anyio.to_thread.run_sync(work)
 
 
 def _post_upload(
-    app: Any, sor: str, principal: Principal, full_resync: bool, raw: bytes, content_type: str | None
+    app: Any,
+    sor: str,
+    principal: Principal,
+    full_resync: bool,
+    raw: bytes,
+    content_type: str | None,
+    checked: tuple[str, int] | None,
+    out_headers: Any,
 ) -> UploadResult | JSONResponse:
-    batch = _validated(raw, content_type)
+    document, rows = checked if checked is not None else checked_body(raw, content_type)
     principal.ensure_clinic(sor)
-    rows = sum(
-        len(p.values) + len(p.diagnoses) + len(p.medication) + len(p.services) + len(p.properties)
-        for p in batch.patients
-    )
     guard = app.state.guard
     bulk = guard.is_bulk(rows, full_resync)
-    guard.admit(sor, bulk)  # 429 with Retry-After beyond the clinic's rate or the (bulk) concurrency
+    # 429 with Retry-After beyond the clinic's rate or the (bulk) concurrency; else the RateLimit fields.
+    fields = guard.admit(sor, bulk)
     try:
-        document = batch.model_dump_json()  # pydantic-core's serialiser: the same text for the same upload
         with app.state.connections.connect() as conn:
             if not bulk:
                 out = store.upload(app.state.db, sor, principal.ydernummer or "", document, conn=conn)
+                out_headers.update(fields)
                 return UploadResult(**out)
             queued = store.enqueue(
                 app.state.db, sor, principal.ydernummer or "", document, full_resync=full_resync, conn=conn
@@ -212,7 +248,17 @@ def _post_upload(
     finally:
         guard.release(bulk)
     job = _job(sor, {"uploadId": queued["uploadId"], **out})
-    return JSONResponse(jsonable_encoder(job), status_code=202, headers={"Location": job.statusUrl})
+    return JSONResponse(jsonable_encoder(job), status_code=202, headers={"Location": job.statusUrl, **fields})
+
+
+def checked_body(raw: bytes, content_type: str | None) -> tuple[str, int]:
+    """The body validated (``_validated``) as the text the database gets, and its rows."""
+    batch = _validated(raw, content_type)
+    rows = sum(
+        len(p.values) + len(p.diagnoses) + len(p.medication) + len(p.services) + len(p.properties)
+        for p in batch.patients
+    )
+    return batch.model_dump_json(), rows  # pydantic-core's serialiser: the same text for the same upload
 
 
 def _validated(raw: bytes, content_type: str | None) -> UploadBatch:
