@@ -4,8 +4,10 @@ One run, on a throwaway PostgreSQL and the real service (uvicorn in a child
 process, on a loopback port, with bearer tokens):
 
 1. first load: ROWS rows from one LPS, in batches of BATCH_PATIENTS patient
-   documents (over the bulk threshold, so each is a bulk job: 202), one
-   request in flight (a 429 is honoured: the client waits Retry-After); the
+   documents (default 400: 4,000 rows; over the bulk threshold, so each is a
+   bulk job: 202), one request in flight, from a bulk client in a process of
+   its own (``--no-bulk-process``: in the small clients' event loop); the
+   client paces on the RateLimit fields and honours a 429's Retry-After; the
    time runs until the last job is drained;
 2. full resync of the same rows, unchanged, the same way: the share of no-op
    rows and the time against the first load (targets: >= 99 %, <= 0.2x);
@@ -25,18 +27,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing
 import os
 import socket
 import tempfile
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import psycopg
 
 from bench.common import fresh_database, percentile, pg_server, report, verdict, warm
 from orchestrator.db.urls import libpq_url
+from orchestrator.http.ratelimit import client_pause
 
 ISSUER, AUDIENCE = "https://idp.bench.flp", "flp-service"
 BULK_SOR = "100001"
@@ -76,7 +81,9 @@ def patient(n: int, base: int, rows: int) -> dict:
     }
 
 
-def _serve(db_url: str, key_file: str, port: int, rate: float, burst: int, concurrency: int) -> None:
+def _serve(
+    db_url: str, key_file: str, port: int, rate: float, burst: int, concurrency: int, validate_processes: int
+) -> None:
     import uvicorn
 
     from orchestrator import logs
@@ -86,7 +93,8 @@ def _serve(db_url: str, key_file: str, port: int, rate: float, burst: int, concu
     from orchestrator.http.settings import HttpSettings
 
     hs = HttpSettings("127.0.0.1", port, Path(key_file), None, ISSUER, AUDIENCE, 30, None, None)
-    app = create_app(hs, Database(db_url), Limits(rate, burst, concurrency))
+    limits = Limits(rate, burst, concurrency, validate_processes=validate_processes)
+    app = create_app(hs, Database(db_url), limits)
     logs.setup("WARNING", "keyvalue")
     uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
 
@@ -125,9 +133,21 @@ def keys(folder: Path):
     return pub, token
 
 
-async def post(session, url: str, token: str, body: dict, throttled: list[int]) -> dict:
+async def post(
+    session, url: str, token: str, body: dict | bytes, throttled: list[int], in_flight: int = 1
+) -> dict:
+    """One upload; a 429 is honoured (Retry-After), and the client paces on the RateLimit fields:
+    when the clinic's bucket has fewer than ``in_flight`` uploads left it waits a token's time
+    before it returns, instead of meeting the 429 with its whole second of Retry-After."""
+    if isinstance(body, bytes):
+        kwargs = {
+            "data": body,
+            "headers": {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        }
+    else:
+        kwargs = {"json": body, "headers": {"Authorization": f"Bearer {token}"}}
     while True:
-        async with session.post(url, json=body, headers={"Authorization": f"Bearer {token}"}) as resp:
+        async with session.post(url, **kwargs) as resp:
             data = await resp.json(content_type=None)
             if resp.status == 429:
                 throttled.append(1)
@@ -135,7 +155,10 @@ async def post(session, url: str, token: str, body: dict, throttled: list[int]) 
                 continue
             if resp.status not in (200, 202):
                 raise RuntimeError(f"{resp.status}: {data}")
-            return data
+            pause = client_pause(resp.headers, in_flight)
+        if pause:
+            await asyncio.sleep(pause)
+        return data
 
 
 class Drain:
@@ -199,7 +222,9 @@ def wait_drained(db_url: str, job_ids: list[int]) -> dict:
             time.sleep(0.05)
 
 
-async def bulk(base: str, token, batches: list[dict], in_flight: int, db_url: str) -> tuple[float, dict, int]:
+async def bulk(
+    base: str, token, batches: list[dict] | list[bytes], in_flight: int, db_url: str
+) -> tuple[float, dict, int]:
     import aiohttp
 
     throttled: list[int] = []
@@ -209,7 +234,7 @@ async def bulk(base: str, token, batches: list[dict], in_flight: int, db_url: st
 
     async def worker(session):
         while queue:
-            out = await post(session, url, token(BULK_SOR), queue.pop(), throttled)
+            out = await post(session, url, token(BULK_SOR), queue.pop(), throttled, in_flight)
             job_ids.append(out["jobId"])
 
     started = time.perf_counter()
@@ -217,6 +242,44 @@ async def bulk(base: str, token, batches: list[dict], in_flight: int, db_url: st
         await asyncio.gather(*(worker(session) for _ in range(in_flight)))
     totals = await asyncio.to_thread(wait_drained, db_url, job_ids)
     return time.perf_counter() - started, totals, len(throttled)
+
+
+def make_batches(rows: int, rows_per_patient: int, batch_patients: int) -> list[dict]:
+    patients = rows // rows_per_patient
+    docs = [patient(n, 1000, rows_per_patient) for n in range(patients)]
+    return [{"patients": docs[i : i + batch_patients]} for i in range(0, patients, batch_patients)]
+
+
+def bulk_process(
+    base: str, token: str, shape: tuple[int, int, int], in_flight: int, db_url: str
+) -> tuple[float, dict, int]:
+    """``bulk`` in a process of its own (the bench's bulk client): its JSON encoding and its event
+    loop do not hold up the small clients' loop, whose latencies are what is measured."""
+    batches = [json.dumps(b, separators=(",", ":")).encode() for b in make_batches(*shape)]
+    return asyncio.run(bulk(base, lambda _sor: token, batches, in_flight, db_url))
+
+
+class BulkClient:
+    """The bulk rounds, in a process of their own (``own_process``) or in this event loop."""
+
+    def __init__(
+        self, base: str, token, shape: tuple[int, int, int], in_flight: int, db_url: str, own_process: bool
+    ):
+        self.args = (base, token(BULK_SOR), shape, in_flight, db_url)
+        self.base, self.token, self.shape, self.in_flight, self.db_url = base, token, shape, in_flight, db_url
+        self.pool = None
+        if own_process:
+            self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            self.pool.submit(time.sleep, 0).result()  # started before any round is timed
+
+    async def round(self) -> tuple[float, dict, int]:
+        if self.pool is None:
+            return await bulk(self.base, self.token, make_batches(*self.shape), self.in_flight, self.db_url)
+        return await asyncio.wrap_future(self.pool.submit(bulk_process, *self.args))
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
 
 
 async def small_clients(base: str, token, clients: int, seconds: float, interval: float) -> list[float]:
@@ -242,8 +305,8 @@ async def small_clients(base: str, token, clients: int, seconds: float, interval
     return latencies
 
 
-async def during(base: str, token, batches, in_flight, clients, interval, db_url):
-    bulk_task = asyncio.create_task(bulk(base, token, batches, in_flight, db_url))
+async def during(client: BulkClient, base: str, token, clients: int, interval: float):
+    bulk_task = asyncio.ensure_future(client.round())
     await asyncio.sleep(0.5)
     lat = []
     while not bulk_task.done():
@@ -255,7 +318,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--rows-per-patient", type=int, default=10)
-    parser.add_argument("--batch-patients", type=int, default=200)
+    parser.add_argument(
+        "--batch-patients",
+        type=int,
+        default=400,
+        help="patients a bulk request (4,000 rows: the per-document cap)",
+    )
     parser.add_argument(
         "--in-flight", type=int, default=1, help="bulk requests in flight (the bulk lane admits one)"
     )
@@ -267,13 +335,20 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=20, help="per-LPS uploads per second")
     parser.add_argument("--burst", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=4, help="uploads in the database at once")
+    parser.add_argument(
+        "--bulk-process",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the bulk client in a process of its own (else in the small clients' event loop)",
+    )
+    parser.add_argument(
+        "--validate-processes", type=int, default=1, help="the service's validation processes (0: a thread)"
+    )
     args = parser.parse_args()
 
     patients = args.rows // args.rows_per_patient
-    docs = [patient(n, 1000, args.rows_per_patient) for n in range(patients)]
-    batches = [
-        {"patients": docs[i : i + args.batch_patients]} for i in range(0, patients, args.batch_patients)
-    ]
+    shape = (args.rows, args.rows_per_patient, args.batch_patients)
+    requests = -(-patients // args.batch_patients)
 
     with pg_server() as server_url, fresh_database(server_url) as db, tempfile.TemporaryDirectory() as tmp:
         with psycopg.connect(libpq_url(db.url), autocommit=True) as conn:
@@ -282,7 +357,9 @@ def main() -> int:
         port = free_port()
         ctx = multiprocessing.get_context("spawn")
         proc = ctx.Process(
-            target=_serve, args=(db.url, str(pub), port, args.rate, args.burst, args.concurrency), daemon=True
+            target=_serve,
+            args=(db.url, str(pub), port, args.rate, args.burst, args.concurrency, args.validate_processes),
+            daemon=False,  # the service starts its validation process: a daemonic process may not
         )
         proc.start()
         base = f"http://127.0.0.1:{port}"
@@ -295,19 +372,21 @@ def main() -> int:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
+        client = BulkClient(base, token, shape, args.in_flight, db.url, args.bulk_process)
         try:
             with Drain(db.url):
-                first_s, first, first_429 = asyncio.run(bulk(base, token, batches, args.in_flight, db.url))
+                first_s, first, first_429 = asyncio.run(client.round())
             first_slept = drain_sleep_seconds(db.url)
             warm(db)
             with Drain(db.url):
-                resync_s, resync, resync_429 = asyncio.run(bulk(base, token, batches, args.in_flight, db.url))
+                resync_s, resync, resync_429 = asyncio.run(client.round())
             idle = asyncio.run(small_clients(base, token, args.other_lps, args.idle_seconds, args.interval))
             with Drain(db.url):
-                (busy_s, busy, _), busy_lat = asyncio.run(
-                    during(base, token, batches, args.in_flight, args.other_lps, args.interval, db.url)
+                (busy_s, busy, busy_429), busy_lat = asyncio.run(
+                    during(client, base, token, args.other_lps, args.interval)
                 )
         finally:
+            client.close()
             proc.terminate()
             proc.join(10)
 
@@ -319,8 +398,10 @@ def main() -> int:
     print(f"load average (uptime): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(
         f"bench_upload: {args.rows:,} rows = {patients:,} patients x {args.rows_per_patient}, "
-        f"{len(batches)} requests of {args.batch_patients} patients, {args.in_flight} in flight; "
+        f"{requests} requests of {args.batch_patients} patients, {args.in_flight} in flight, "
+        f"bulk client {'in its own process' if args.bulk_process else 'in the small clients loop'}; "
         f"limits {args.rate:g}/s burst {args.burst} per LPS, {args.concurrency} at once; "
+        f"validation processes {args.validate_processes}; "
         f"{args.other_lps} other LPS every {args.interval:g} s"
     )
     report(
@@ -354,7 +435,7 @@ def main() -> int:
             ),
             (
                 "second resync (with the small uploads)",
-                f"{busy_s:.2f} s",
+                f"{busy_s:.2f} s ({busy_429} x 429)",
                 "",
                 f"{busy['unchanged']:,} unchanged",
             ),
@@ -362,7 +443,7 @@ def main() -> int:
     )
     print(
         f"  no-op >= 99 %: {verdict(no_op >= 0.99)}; resync <= 0.2x: {verdict(ratio <= 0.2)}; "
-        f"p99 <= 2x idle: {verdict(p99_idle > 0 and p99_busy <= 2 * p99_idle)}"
+        f"p99 <= 2x idle: {verdict(bool(busy_lat) and p99_idle > 0 and p99_busy <= 2 * p99_idle)}"
     )
     return 0
 
