@@ -1,5 +1,5 @@
 """Ops retention: old job runs, their batch rows, quiet heartbeats, old dead letters, CDA access
-log rows and job slot claims go; nothing recent, nothing running.
+log rows, job slot claims and upload dead letters go; nothing recent, nothing running.
 
 Ages are relative to the moment the test runs, each well clear of its setting
 (100 days against 90, 40 against 30, 8 against 7, 401 against 400, 31 against
@@ -87,6 +87,26 @@ def add_slot(db, job: str, days_ago: float) -> None:
         "VALUES (?, ?, 'orchestrator', 'test-host', ?)",
         (job, at, at),
     )
+
+
+def add_upload_dead_letter(db, doc_no: int, days_ago: float) -> None:
+    """One Upload.DeadLetterDocument row (document ``doc_no``) of the test's one bulk upload."""
+    upload_id = scalar(db, "SELECT min(UploadId) FROM PLSP.Upload WHERE SorCode = '999999'")
+    if upload_id is None:
+        execute(
+            db, "INSERT INTO PLSP.Upload (SorCode, Ydernummer, Status) VALUES ('999999', '999999', 'done')"
+        )
+        upload_id = scalar(db, "SELECT min(UploadId) FROM PLSP.Upload WHERE SorCode = '999999'")
+    execute(
+        db,
+        "INSERT INTO Upload.DeadLetterDocument (UploadId, DocNo, DocRows, Document, Attempts, Reason, "
+        "DeadLetteredUtc) VALUES (?, ?, 1, '{}', 3, 'test', ?)",
+        (upload_id, doc_no, utc_ago(days_ago)),
+    )
+
+
+def upload_dead_letters(db) -> list[int]:
+    return sorted(r[0] for r in fetch_all(db, "SELECT DocNo FROM Upload.DeadLetterDocument"))
 
 
 def other_tables(db) -> dict:
@@ -211,6 +231,7 @@ SETTINGS = (
     "DeadLetterDays",
     "CdaAccessLogDays",
     "JobSlotDays",
+    "UploadDeadLetterDays",
 )
 
 
@@ -350,6 +371,7 @@ def test_the_documented_default_settings_are_there(contract_db):
         "DeadLetterDays": "90",
         "CdaAccessLogDays": "400",
         "JobSlotDays": "30",
+        "UploadDeadLetterDays": "30",
     }
 
 
@@ -360,3 +382,61 @@ def test_the_documented_psql_calls_work(db):
     with psycopg.connect(libpq_url(db.url), autocommit=True) as conn:
         (row,) = conn.execute(calls[0]).fetchall()
     assert row[1] == "dry_run"
+
+
+def test_upload_dead_letters_older_than_the_setting_go_and_younger_ones_stay(contract_db):
+    db = contract_db
+    add_upload_dead_letter(db, 0, 31)  # older than UploadDeadLetterDays 30: goes
+    add_upload_dead_letter(db, 1, 29)  # younger: stays
+    add_upload_dead_letter(db, 2, 45)  # goes
+
+    dry = run(db, execute=False)
+
+    assert dry.result == "dry_run", dry.error
+    assert dry.rows == 2
+    assert upload_dead_letters(db) == [0, 1, 2]  # the dry run deleted nothing
+
+    result = run(db)
+
+    assert result.result == "succeeded", result.error
+    assert result.rows == 2
+    assert upload_dead_letters(db) == [1]
+    notes = fetch_all(db, "SELECT Note FROM Ops.JobRunBatch WHERE JobRunId = ?", (result.job_run_id,))
+    assert any(n[0].startswith("phase 5: deleted 2 upload dead letters") for n in notes)
+    assert run(db).rows == 0
+
+
+def test_upload_dead_letters_follow_their_own_setting(contract_db):
+    db = contract_db
+    add_upload_dead_letter(db, 0, 10)
+    add_upload_dead_letter(db, 1, 3)
+    update = "UPDATE Ops.Setting SET Value = ? WHERE JobName = 'ops_retention' AND Name = ?"
+    execute(db, update, ("7", "UploadDeadLetterDays"))
+    try:
+        result = run(db)
+    finally:
+        execute(db, update, ("30", "UploadDeadLetterDays"))
+    assert result.result == "succeeded", result.error
+    assert upload_dead_letters(db) == [1]
+
+
+def test_upload_dead_letters_go_at_most_100_a_batch(contract_db):
+    # A dead letter may hold a document of 4,000 rows: however large the engine's batch,
+    # phase 5 removes at most 100 documents in one transaction.
+    db = contract_db
+    for n in range(230):
+        add_upload_dead_letter(db, n, 40 + n / 100)  # 230 old, distinct times
+    add_upload_dead_letter(db, 1000, 1)
+
+    result = run(db)
+
+    assert result.result == "succeeded", result.error
+    assert result.rows == 230
+    assert upload_dead_letters(db) == [1000]
+    batches = fetch_all(
+        db,
+        "SELECT RowsAffected, Note FROM Ops.JobRunBatch WHERE JobRunId = ? ORDER BY BatchNo",
+        (result.job_run_id,),
+    )
+    phase5 = [rows for rows, note in batches if note.startswith("phase 5:")]
+    assert sum(phase5) == 230 and max(phase5) <= 100 and len(phase5) >= 3

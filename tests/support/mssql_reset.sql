@@ -4,7 +4,7 @@
 -- on SQL Server, then puts the migrated Ops.Setting rows back, so each test
 -- starts from the state a fresh migration leaves, as it does on PostgreSQL
 -- (a fresh copy of the migrated template per test).
--- It empties every table in the data schemas PLSP and Ops: foreign keys off,
+-- It empties every table in the data schemas PLSP, Ops and Upload: foreign keys off,
 -- every row deleted, foreign keys on again WITH CHECK (trusted), in one
 -- transaction. Identity values go on counting; no test relies on them.
 CREATE OR ALTER PROCEDURE dbo.flp_test_reset
@@ -22,7 +22,7 @@ BEGIN
         @Enable += N'ALTER TABLE ' + QUOTENAME(s.name) + N'.' + QUOTENAME(t.name) + N' WITH CHECK CHECK CONSTRAINT ALL; '
     FROM sys.tables AS t
     INNER JOIN sys.schemas AS s ON t.schema_id = s.schema_id
-    WHERE s.name IN (N'PLSP', N'Ops');
+    WHERE s.name IN (N'PLSP', N'Ops', N'Upload');
 
     BEGIN TRY
         BEGIN TRANSACTION;
