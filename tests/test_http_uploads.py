@@ -267,3 +267,17 @@ def request_errors_of(batch: list[dict]) -> list[dict]:
         {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "reason": e["type"], "message": e["msg"]}
         for e in errors
     ]
+
+
+def test_only_a_few_bulk_uploads_wait_for_the_slot_the_others_are_refused_at_once():
+    guard = Guard(Limits(bulk_wait_seconds=30, bulk_waiters=1))
+    guard.bulk_slots.acquire()  # a bulk upload being queued
+    guard.bulk_waiters.acquire()  # and one waiting for it already
+    started = time.monotonic()
+    with pytest.raises(ProblemError) as refused:
+        guard.admit("1", bulk=True)
+    assert refused.value.kind == "bulk-busy" and time.monotonic() - started < 5
+    guard.bulk_waiters.release()  # the waiter got its slot: the next one may wait, and gets it
+    threading.Timer(0.3, guard.bulk_slots.release).start()
+    assert "RateLimit" in guard.admit("1", bulk=True)
+    guard.release(bulk=True)

@@ -37,6 +37,7 @@ class Limits:
     bulk_rows: int = 500  # an upload with more rows than this is bulk work: queued as a job (202) ...
     bulk_concurrency: int = 1  # ... and only this many are being queued at once, in their own slots
     bulk_wait_seconds: float = 2.0  # a bulk upload waits this long for a free bulk slot, then 429 bulk-busy
+    bulk_waiters: int = 2  # ... and at most this many wait (each in a worker thread); beyond, 429 at once
     validate_processes: int = 1  # large bodies are validated in this many worker processes (0: a thread)
     throttle_flush_seconds: float = 5.0  # the 429 counts go to the database this often
 
@@ -105,6 +106,7 @@ class Guard:
         self.buckets = TokenBuckets(limits.rate_per_second, limits.burst)
         self.slots = threading.BoundedSemaphore(limits.concurrency)
         self.bulk_slots = threading.BoundedSemaphore(limits.bulk_concurrency)
+        self.bulk_waiters = threading.BoundedSemaphore(max(1, limits.bulk_waiters))
         self.throttled = ThrottleCounter()
 
     def is_bulk(self, rows: int, full_resync: bool = False) -> bool:
@@ -128,11 +130,14 @@ class Guard:
                 headers={"Retry-After": str(max(1, math.ceil(wait))), **fields},
             )
         slots = self.bulk_slots if bulk else self.slots
-        admitted = (
-            slots.acquire(timeout=self.limits.bulk_wait_seconds)
-            if bulk and self.limits.bulk_wait_seconds > 0
-            else slots.acquire(blocking=False)
-        )
+        admitted = slots.acquire(blocking=False)
+        if not admitted and bulk and self.limits.bulk_wait_seconds > 0 and self.bulk_waiters.acquire(False):
+            # A bounded wait, and few waiting: each waits in a worker thread, and the small uploads
+            # need those threads too.
+            try:
+                admitted = slots.acquire(timeout=self.limits.bulk_wait_seconds)
+            finally:
+                self.bulk_waiters.release()
         if not admitted:
             self.throttled.count(sor)
             if bulk:
