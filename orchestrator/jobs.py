@@ -148,7 +148,7 @@ JOBS: dict[str, Job] = {
         Job(
             "ops_retention",
             "Job.ops_retention",
-            "remove Ops job runs, batch rows and heartbeats older than their settings",
+            "remove old job runs, heartbeats, dead letters, CDA access log, job slots, upload dead letters",
             Timetable(daily_at="02:30"),
         ),
         # Bulk uploads (docs/http.md): the queued uploads' staged documents, applied in batches.
