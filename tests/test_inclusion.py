@@ -309,7 +309,7 @@ def test_a_malformed_budget_fails_the_run_naming_the_setting(engine_db):
 # ---------------------------------------------------------------------------
 
 
-def mark(db, now=None, force="N", execute_="Y", limit=4000) -> tuple[int, int, int]:
+def mark(db, now=None, force="N", execute_="Y", limit=None) -> tuple[int, int, int]:
     with db.connect() as conn:
         out = db.call(
             conn,
