@@ -155,6 +155,13 @@ def main() -> None:
             result = run_job(db, JOBS["convert_values"], triggered_by="manual")
         assert result.error is None, result.error
         print(f"ours: {ours.seconds:.1f} s ({load_average()})")
+        with psycopg.connect(libpq_url(db.url), autocommit=True) as conn:
+            conn.execute("SELECT pg_stat_force_next_flush()")  # this session's counts; the job's are flushed
+            updated, hot = conn.execute(
+                "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
+                "WHERE schemaname = 'plsp' AND relname = 'patientvaerdier'"
+            ).fetchone()
+        print(f"ours: {hot:,} of {updated:,} updates of Patientvaerdier HOT (the copy is not counted)")
         with Stopwatch() as retry:
             again = run_job(db, JOBS["convert_invalid_values"], triggered_by="manual")
         assert again.error is None, again.error
