@@ -22,9 +22,11 @@ PROCEDURES: list[tuple[str, int]] = [
     ("check_inclusion_batch", 3),  # calls it with no limit: the slice setting
 ]
 
-# A marked patient takes about 2 locks in the dirty list's primary key on SQL
-# Server (the UPDLOCK, HOLDLOCK probe's key or range, the new key): 2,000 a
-# slice stay under the 5,000 of lock escalation; the procedure refuses more.
+# A marked patient takes at most 2 locks per statement in each index of the
+# dirty list on SQL Server (the UPDLOCK, HOLDLOCK probe's key or range, then
+# the new key; the old and new DueUtc key of an update): 2,000 a slice, 4,000
+# locks at most, stay under the 5,000 of lock escalation; the procedure
+# refuses more.
 # Same text on both engines.
 SETTINGS_INSERT = """
 INSERT INTO Ops.Setting (JobName, Name, Value, Description) VALUES

@@ -27,9 +27,11 @@
 --   * @Limit NULL (the default) takes the RelevantChangeMarkSlice setting
 --     (migration 0026, default 2,000), so the slices no longer shrink with the
 --     check's batch (400 since migration 0022); at most 2,000 either way: a
---     marked patient takes about 2 locks in PLSP.PatientInkluderetPending's
---     primary key (the UPDLOCK, HOLDLOCK probe's key or range, the new key),
---     so a slice stays under the 5,000 of lock escalation.
+--     marked patient takes at most 2 locks per statement in each index of
+--     PLSP.PatientInkluderetPending (primary key: the UPDLOCK, HOLDLOCK
+--     probe's key or range, then the new key; IX_PatientInkluderetPending_Due:
+--     the old and the new key of an update), so a slice stays under the 5,000
+--     of lock escalation (4,000 at most).
 --   * An ATC prefix (LIKE @Code + '%', a range seek) reads the index
 --     PLSP.Medicin (AtcCode, PatientId) of migration 0026 instead of scanning
 --     every medication.
