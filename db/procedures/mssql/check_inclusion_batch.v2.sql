@@ -41,6 +41,7 @@
 -- Steps 2 to 4 are one short transaction; @BatchSize at most 4,000 patients.
 --
 -- Differences from the PostgreSQL twin, one line each:
+--   * Digit checks are binary LIKEs (COLLATE Latin1_General_BIN2: ASCII digits only); the twin: ASCII patterns.
 --   * READPAST with UPDLOCK; the twin: FOR UPDATE SKIP LOCKED.
 --   * The claim is a DELETE of a TOP (n) ... ORDER BY common table expression with OUTPUT; the twin: a DELETE by row address.
 --   * Table variables; the twin: arrays and temporary tables.
@@ -132,11 +133,11 @@ BEGIN
         @Text = MAX(CASE WHEN s.Name = 'RelevantChangeMaxPatients' THEN s.Value END)
     FROM Ops.Setting AS s
     WHERE s.JobName = 'check_inclusion';
-    IF LEN(@BudgetText) BETWEEN 1 AND 9 AND @BudgetText NOT LIKE N'%[^0-9]%'
+    IF LEN(@BudgetText) BETWEEN 1 AND 9 AND @BudgetText NOT LIKE N'%[^0-9]%' COLLATE Latin1_General_BIN2
         SET @MaxPerRun = NULLIF(TRY_CAST(@BudgetText AS int), 0);
     IF @MaxPerRun IS NULL
         SET @Errors += N'Setting MaxPatientsPerRun (Ops.Setting, job check_inclusion) is missing or not a whole number of patients from 1. ';
-    IF LEN(@Text) BETWEEN 1 AND 9 AND @Text NOT LIKE N'%[^0-9]%'
+    IF LEN(@Text) BETWEEN 1 AND 9 AND @Text NOT LIKE N'%[^0-9]%' COLLATE Latin1_General_BIN2
         SET @MaxPatients = TRY_CAST(@Text AS int);
     IF @MaxPatients IS NULL
         SET @Errors += N'Setting RelevantChangeMaxPatients (Ops.Setting, job check_inclusion) is missing or not a whole number of patients. ';

@@ -38,7 +38,7 @@ BEGIN
     FROM Ops.Setting AS s
     WHERE s.JobName IN ('convert_invalid_values', '*') AND s.Name = 'MaxAttempts'
     ORDER BY CASE WHEN s.JobName = '*' THEN 1 ELSE 0 END;
-    IF LEN(@Text) BETWEEN 1 AND 4 AND @Text NOT LIKE N'%[^0-9]%'
+    IF LEN(@Text) BETWEEN 1 AND 4 AND @Text NOT LIKE N'%[^0-9]%' COLLATE Latin1_General_BIN2
         SET @MaxAttempts = TRY_CAST(@Text AS int);
     IF @MaxAttempts IS NULL OR @MaxAttempts < 1 OR @MaxAttempts > 1000
         SET @Errors += N'Setting MaxAttempts (Ops.Setting, job convert_invalid_values) is missing or not a whole number of attempts from 1 to 1000. ';

@@ -225,8 +225,8 @@ BEGIN
                 LEFT(s.Shape, s.LastSepAt - 1) AS IntShape,
                 SUBSTRING(s.Shape, s.LastSepAt + 1, 100) AS FracShape,
                 CASE
-                    WHEN s.UnitText LIKE N'%[0-9]%' OR s.UnitText LIKE N'[+-]%' THEN 0
-                    WHEN s.NumberText = N'' OR LEN(s.NumberText) > 20 OR LEFT(s.NumberText, 1) NOT LIKE N'[0-9]' THEN 0
+                    WHEN s.UnitText LIKE N'%[0-9]%' COLLATE Latin1_General_BIN2 OR s.UnitText LIKE N'[+-]%' THEN 0
+                    WHEN s.NumberText = N'' OR LEN(s.NumberText) > 20 OR LEFT(s.NumberText, 1) NOT LIKE N'[0-9]' COLLATE Latin1_General_BIN2 THEN 0
                     ELSE 1
                 END AS Lexed
             FROM shaped AS s
@@ -240,8 +240,8 @@ BEGIN
                     -- an integer
                     WHEN p.Dots + p.Commas = 0 THEN p.Sign + p.NumberText
                     -- one separator: the decimal mark
-                    WHEN p.Dots + p.Commas = 1 AND p.IntShape NOT LIKE N'%[^9]%' AND p.FracShape LIKE N'9%'
-                        AND p.FracShape NOT LIKE N'%[^9]%'
+                    WHEN p.Dots + p.Commas = 1 AND p.IntShape NOT LIKE N'%[^9]%' COLLATE Latin1_General_BIN2 AND p.FracShape LIKE N'9%'
+                        AND p.FracShape NOT LIKE N'%[^9]%' COLLATE Latin1_General_BIN2
                         THEN p.Sign + REPLACE(p.NumberText, N',', N'.')
                     -- both: the last one is the decimal mark, the other groups thousands
                     WHEN p.Dots > 0 AND p.Commas > 0
@@ -251,7 +251,7 @@ BEGIN
                             N'9.999.999.999', N'99.999.999.999', N'999.999.999.999'
                         )
                         AND p.NumberText NOT LIKE N'0%'
-                        AND p.FracShape LIKE N'9%' AND p.FracShape NOT LIKE N'%[^9]%'
+                        AND p.FracShape LIKE N'9%' AND p.FracShape NOT LIKE N'%[^9]%' COLLATE Latin1_General_BIN2
                         THEN p.Sign + REPLACE(REPLACE(p.IntPart, N'.', N''), N',', N'') + N'.' + p.FracPart
                     -- one kind, twice or more: thousands groups only
                     WHEN (p.Dots = 0 OR p.Commas = 0) AND p.Dots + p.Commas >= 2
@@ -295,17 +295,18 @@ BEGIN
                 ROUND((TRY_CAST(u.FirstText AS decimal(38, 10)) + u.AddBefore) * u.MultiplyBy, 4) AS FirstValue,
                 ROUND((TRY_CAST(u.SecondText AS decimal(38, 10)) + u.AddBefore) * u.MultiplyBy, 4) AS SecondValue,
                 CASE
-                    WHEN u.RawTime LIKE '[0-9][0-9]-[0-9][0-9]-[0-9][0-9][0-9][0-9]'
+                    WHEN u.RawTime LIKE '[0-9][0-9]-[0-9][0-9]-[0-9][0-9][0-9][0-9]' COLLATE Latin1_General_BIN2
                         THEN CAST(
                             TRY_CONVERT(datetime2(3), u.RawTime, 105) AT TIME ZONE 'Romance Standard Time' AT TIME ZONE 'UTC'
                             AS datetime2(3)
                         )
-                    WHEN u.RawTime LIKE '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'
+                    WHEN u.RawTime LIKE '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' COLLATE Latin1_General_BIN2
                         THEN CAST(
                             TRY_CONVERT(datetime2(3), u.RawTime, 23) AT TIME ZONE 'Romance Standard Time' AT TIME ZONE 'UTC'
                             AS datetime2(3)
                         )
-                    WHEN u.RawTime LIKE '[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][+-][0-9][0-9][0-9][0-9]'
+                    WHEN u.RawTime COLLATE Latin1_General_BIN2
+                        LIKE '[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][+-][0-9][0-9][0-9][0-9]'
                         THEN CAST(SWITCHOFFSET(TRY_CONVERT(
                             datetimeoffset(3),
                             CONCAT(

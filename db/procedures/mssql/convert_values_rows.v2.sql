@@ -43,6 +43,7 @@
 -- (@BatchSize at most 4,000: under lock escalation).
 --
 -- Differences from the PostgreSQL twin, forced by the engine, one a line:
+--   * Digit checks are binary LIKEs (COLLATE Latin1_General_BIN2: ASCII digits only); the twin: ASCII patterns.
 --   * shapes and LIKE patterns where PostgreSQL has boolean regular expressions (no regex in T-SQL);
 --   * TRY_CONVERT for dates where PostgreSQL checks the parts before make_timestamp;
 --   * ids into a table variable with UPDLOCK, READPAST where PostgreSQL picks ctids FOR UPDATE SKIP LOCKED;
@@ -226,7 +227,7 @@ BEGIN
                 n.*,
                 CASE WHEN n.Shape LIKE N'%[.,]%' THEN LEN(n.Shape) - PATINDEX(N'%[.,]%', REVERSE(n.Shape)) + 1 END AS LastSepAt,
                 CASE
-                    WHEN n.UnitText LIKE N'%[0-9]%' OR n.UnitText LIKE N'[+-]%' THEN 0
+                    WHEN n.UnitText LIKE N'%[0-9]%' COLLATE Latin1_General_BIN2 OR n.UnitText LIKE N'[+-]%' THEN 0
                     WHEN n.NumberText = N'' OR LEN(n.NumberText) > 20 OR LEFT(n.NumberText, 1) IN (N'.', N',') THEN 0
                     ELSE 1
                 END AS Lexed
@@ -247,12 +248,12 @@ BEGIN
                     -- an integer
                     WHEN q.LastSepAt IS NULL THEN q.Sign + q.NumberText
                     -- one separator: the decimal mark
-                    WHEN q.Shape LIKE N'9%9' AND LEFT(q.Shape, q.LastSepAt - 1) NOT LIKE N'%[^9]%'
+                    WHEN q.Shape LIKE N'9%9' AND LEFT(q.Shape, q.LastSepAt - 1) NOT LIKE N'%[^9]%' COLLATE Latin1_General_BIN2
                         THEN q.Sign + REPLACE(q.NumberText, N',', N'.')
                     -- both: the last one is the decimal mark, the other groups thousands
                     WHEN q.Shape LIKE N'%.%' AND q.Shape LIKE N'%,%' AND q.NumberText NOT LIKE N'0%'
                         AND q.Shape LIKE N'%9'
-                        AND SUBSTRING(q.Shape, q.LastSepAt + 1, 100) NOT LIKE N'%[^9]%'
+                        AND SUBSTRING(q.Shape, q.LastSepAt + 1, 100) NOT LIKE N'%[^9]%' COLLATE Latin1_General_BIN2
                         AND LEFT(q.Shape, q.LastSepAt - 1) IN (
                             N'9.999', N'99.999', N'999.999', N'9.999.999', N'99.999.999', N'999.999.999',
                             N'9.999.999.999', N'99.999.999.999', N'999.999.999.999',
@@ -277,17 +278,18 @@ BEGIN
                 END AS SecondText,
                 LOWER(COALESCE(q.UnitText, q.UnitColumn)) AS GivenUnit,
                 CASE
-                    WHEN q.RawTime LIKE '[0-9][0-9]-[0-9][0-9]-[0-9][0-9][0-9][0-9]'
+                    WHEN q.RawTime LIKE '[0-9][0-9]-[0-9][0-9]-[0-9][0-9][0-9][0-9]' COLLATE Latin1_General_BIN2
                         THEN CAST(
                             TRY_CONVERT(datetime2(3), q.RawTime, 105) AT TIME ZONE 'Romance Standard Time' AT TIME ZONE 'UTC'
                             AS datetime2(3)
                         )
-                    WHEN q.RawTime LIKE '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'
+                    WHEN q.RawTime LIKE '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' COLLATE Latin1_General_BIN2
                         THEN CAST(
                             TRY_CONVERT(datetime2(3), q.RawTime, 23) AT TIME ZONE 'Romance Standard Time' AT TIME ZONE 'UTC'
                             AS datetime2(3)
                         )
-                    WHEN q.RawTime LIKE '[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][+-][0-9][0-9][0-9][0-9]'
+                    WHEN q.RawTime COLLATE Latin1_General_BIN2
+                        LIKE '[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][+-][0-9][0-9][0-9][0-9]'
                         THEN CAST(SWITCHOFFSET(TRY_CONVERT(
                             datetimeoffset(3),
                             CONCAT(

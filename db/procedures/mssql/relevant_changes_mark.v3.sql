@@ -38,6 +38,7 @@
 -- Each change's slice is one short transaction (at most @Limit <= 2,000 rows).
 --
 -- Differences from the PostgreSQL twin, one line each:
+--   * Digit checks are binary LIKEs (COLLATE Latin1_General_BIN2: ASCII digits only); the twin: ASCII patterns.
 --   * Table variables hold the patients of a step; the twin: arrays.
 --   * The loop over the due changes (never over patients) is a WHILE over ChangeId; the twin: FOR ... IN a query.
 --   * The ATC prefix is LIKE @Code + '%' (a range seek); the twin: an explicit range in byte order (COLLATE "C") beside LIKE.
@@ -99,7 +100,7 @@ BEGIN
         @SliceText = MAX(CASE WHEN s.Name = 'RelevantChangeMarkSlice' THEN s.Value END)
     FROM Ops.Setting AS s
     WHERE s.JobName = 'check_inclusion';
-    IF LEN(@Text) BETWEEN 1 AND 9 AND @Text NOT LIKE N'%[^0-9]%'
+    IF LEN(@Text) BETWEEN 1 AND 9 AND @Text NOT LIKE N'%[^0-9]%' COLLATE Latin1_General_BIN2
         SET @Max = TRY_CAST(@Text AS int);
     IF @Max IS NULL
         SET @Errors += N'Setting RelevantChangeMaxPatients (Ops.Setting, job check_inclusion) is missing or not a whole number of patients. ';
