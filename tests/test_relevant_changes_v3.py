@@ -193,3 +193,30 @@ def test_a_slice_out_of_range_is_refused_naming_it(engine_db, slice_, limit, nam
     with db.connect() as conn, pytest.raises(Exception, match=named):
         mark(conn, db, limit=limit)
     assert dirty(db) == set()
+
+
+def test_the_atc_range_is_an_index_condition_in_a_generic_plan(engine_db):
+    """The range as the procedure writes it (COLLATE "C", parameters: PL/pgSQL's generic plan)
+    is a condition of IX_Medicin_Atc_Patient; a parameter's LIKE alone is not."""
+    db = engine_db
+    with_medication(db)
+    with db.connect() as conn:
+        cur = conn.cursor()
+        cur.execute("SET plan_cache_mode = force_generic_plan")
+        cur.execute("SET enable_seqscan = off")
+        cur.execute(
+            "PREPARE by_range (varchar, varchar) AS SELECT DISTINCT m.PatientId FROM PLSP.Medicin AS m "
+            'WHERE m.AtcCode COLLATE "C" >= $1 AND m.AtcCode COLLATE "C" < $2 AND m.AtcCode LIKE $1 || \'%\''
+        )
+        cur.execute(
+            "PREPARE by_like (varchar) AS SELECT DISTINCT m.PatientId FROM PLSP.Medicin AS m "
+            "WHERE m.AtcCode LIKE $1 || '%'"
+        )
+        cur.execute("EXPLAIN EXECUTE by_range ('C10AA', 'C10AB')")
+        by_range = "\n".join(r[0] for r in cur.fetchall())
+        cur.execute("EXPLAIN EXECUTE by_like ('C10AA')")
+        by_like = "\n".join(r[0] for r in cur.fetchall())
+        cur.execute("DEALLOCATE ALL")
+        cur.execute("RESET ALL")
+    assert "ix_medicin_atc_patient" in by_range and "Index Cond" in by_range, by_range
+    assert "Index Cond" not in by_like, by_like
