@@ -5,7 +5,9 @@ process, on a loopback port, with bearer tokens):
 
 1. first load: ROWS rows from one LPS, in batches of BATCH_PATIENTS patient
    documents (default 400: 4,000 rows; over the bulk threshold, so each is a
-   bulk job: 202), one request in flight, from a bulk client in a process of
+   bulk job: 202), two requests in flight (the service queues one bulk
+   upload at a time and the other waits up to 2 s for the slot, already
+   validated: a pipeline, not a 429), from a bulk client in a process of
    its own (``--no-bulk-process``: in the small clients' event loop); the
    client paces on the RateLimit fields and honours a 429's Retry-After; the
    time runs until the last job is drained;
@@ -325,7 +327,10 @@ def main() -> int:
         help="patients a bulk request (4,000 rows: the per-document cap)",
     )
     parser.add_argument(
-        "--in-flight", type=int, default=1, help="bulk requests in flight (the bulk lane admits one)"
+        "--in-flight",
+        type=int,
+        default=2,
+        help="bulk requests in flight (the bulk lane queues one at a time; the next waits for it, validated)",
     )
     parser.add_argument("--other-lps", type=int, default=4)
     parser.add_argument(
