@@ -228,3 +228,27 @@ def test_every_digit_like_compares_binary():
 def _released_mssql_lines() -> list[str]:
     text = sqlchecks.RELEASED_MANIFEST.read_text(encoding="utf-8")
     return [line for line in text.splitlines() if line and not line.startswith("#") and " mssql/" in line]
+
+
+# ------------------------------------------------------------------------------
+# The dirty list's HOLDLOCK probes seek the primary key
+# ------------------------------------------------------------------------------
+
+PENDING_HOLDLOCK = re.compile(
+    r"PLSP\.PatientInkluderetPending\s+AS\s+\w+\s+WITH\s+\(([^()]*(?:\([^()]*(?:\([^()]*\))?[^()]*\))?[^()]*)\)"
+)
+
+
+def test_the_dirty_list_probes_under_holdlock_seek_the_primary_key():
+    """Under HOLDLOCK every row a plan reads is range-locked: a merge join over a scan of a long
+    PLSP.PatientInkluderetPending (or a DueUtc range) escalates past 5,000 locks to a table lock.
+    FORCESEEK on the primary key keeps the probes at a key or range per patient."""
+    missing = []
+    for name in ("relevant_changes_mark", "check_inclusion_batch"):
+        code = _head_code(name)
+        hints = [m[1] for m in PENDING_HOLDLOCK.finditer(code) if "HOLDLOCK" in m[1]]
+        assert hints, name
+        missing += [
+            f"{name}: {h}" for h in hints if "FORCESEEK (PK_PatientInkluderetPending (PatientId))" not in h
+        ]
+    assert missing == []

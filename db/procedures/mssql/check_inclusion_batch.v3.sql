@@ -600,8 +600,11 @@ BEGIN
         WHERE e.DueUtc > @Now
         GROUP BY e.PatientId;
 
+        -- FORCESEEK on the primary key: a probe per patient of @Due, never a scan (or a
+        -- DueUtc range) of the whole dirty list, which under HOLDLOCK would range-lock
+        -- every row it reads and escalate to a table lock past 5,000.
         UPDATE p SET p.DueUtc = n.DueUtc
-        FROM PLSP.PatientInkluderetPending AS p WITH (UPDLOCK, HOLDLOCK)
+        FROM PLSP.PatientInkluderetPending AS p WITH (UPDLOCK, HOLDLOCK, FORCESEEK (PK_PatientInkluderetPending (PatientId)))
         INNER JOIN @Due AS n ON p.PatientId = n.PatientId
         WHERE p.DueUtc > n.DueUtc;
 
@@ -609,7 +612,8 @@ BEGIN
         SELECT n.PatientId, @Now, n.DueUtc
         FROM @Due AS n
         WHERE NOT EXISTS (
-            SELECT 1 FROM PLSP.PatientInkluderetPending AS p WITH (UPDLOCK, HOLDLOCK) WHERE p.PatientId = n.PatientId
+            SELECT 1 FROM PLSP.PatientInkluderetPending AS p WITH (UPDLOCK, HOLDLOCK, FORCESEEK (PK_PatientInkluderetPending (PatientId)))
+            WHERE p.PatientId = n.PatientId
         );
 
         COMMIT TRANSACTION;

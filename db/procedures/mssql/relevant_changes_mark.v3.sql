@@ -31,7 +31,10 @@
 --     PLSP.PatientInkluderetPending (primary key: the UPDLOCK, HOLDLOCK
 --     probe's key or range, then the new key; IX_PatientInkluderetPending_Due:
 --     the old and the new key of an update), so a slice stays under the 5,000
---     of lock escalation (4,000 at most).
+--     of lock escalation (4,000 at most). Both probes name the primary key
+--     (FORCESEEK): a merge join over a scan of the dirty list (a plan the
+--     optimizer picks for 2,000 rows against a long list), or a DueUtc range,
+--     would range-lock every row read under HOLDLOCK and escalate.
 --   * An ATC prefix (LIKE @Code + '%', a range seek) reads the index
 --     PLSP.Medicin (AtcCode, PatientId) of migration 0026 instead of scanning
 --     every medication.
@@ -217,7 +220,7 @@ BEGIN
                 BEGIN TRANSACTION;
 
                 UPDATE p SET p.DueUtc = @Clock
-                FROM PLSP.PatientInkluderetPending AS p WITH (UPDLOCK, HOLDLOCK)
+                FROM PLSP.PatientInkluderetPending AS p WITH (UPDLOCK, HOLDLOCK, FORCESEEK (PK_PatientInkluderetPending (PatientId)))
                 INNER JOIN @Ids AS i ON p.PatientId = i.PatientId
                 WHERE p.DueUtc > @Clock;
 
@@ -225,7 +228,7 @@ BEGIN
                 SELECT i.PatientId, @Clock, @Clock
                 FROM @Ids AS i
                 WHERE NOT EXISTS (
-                    SELECT 1 FROM PLSP.PatientInkluderetPending AS p WITH (UPDLOCK, HOLDLOCK)
+                    SELECT 1 FROM PLSP.PatientInkluderetPending AS p WITH (UPDLOCK, HOLDLOCK, FORCESEEK (PK_PatientInkluderetPending (PatientId)))
                     WHERE p.PatientId = i.PatientId
                 );
 
