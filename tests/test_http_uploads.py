@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import os
+import signal
 import threading
 import time
 
@@ -281,3 +284,49 @@ def test_only_a_few_bulk_uploads_wait_for_the_slot_the_others_are_refused_at_onc
     threading.Timer(0.3, guard.bulk_slots.release).start()
     assert "RateLimit" in guard.admit("1", bulk=True)
     guard.release(bulk=True)
+
+
+def _service_with_a_validator(pids, stop_first: bool) -> None:
+    """A stand-in for the service's process: a started validation process, its pid sent back, then the
+    end uvicorn gives a SIGTERM'd service (shutdown, then the signal raised again), or a SIGKILL."""
+    import asyncio
+
+    async def main() -> None:
+        validator = validation.Validator(1)
+        validator.start()
+        assert validator.warm.result(60)
+        pids.send([p.pid for p in validator._pool._processes.values()])  # a pipe: sent before the kill
+        if stop_first:
+            validator.stop()
+            signal.raise_signal(signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    asyncio.run(main())
+
+
+def _gone(pid: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        with open(f"/proc/{pid}/stat") as stat:  # a zombie (not yet reaped by init) is gone too
+            if stat.read().split(") ", 1)[1].startswith("Z"):
+                return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("stop_first", [True, False], ids=["sigterm-after-shutdown", "sigkill"])
+def test_the_validation_process_never_outlives_the_service(stop_first):
+    ctx = multiprocessing.get_context("spawn")
+    pids, sender = ctx.Pipe(duplex=False)
+    service = ctx.Process(target=_service_with_a_validator, args=(sender, stop_first))
+    service.start()
+    assert pids.poll(60)
+    workers = pids.recv()
+    service.join(30)
+    assert service.exitcode == (-signal.SIGTERM if stop_first else -signal.SIGKILL) and workers
+    # Joined at the shutdown; after a SIGKILL, the process sees its parent gone within a poll or two.
+    assert all(_gone(pid, 0.5 if stop_first else 5 * validation.PARENT_POLL_SECONDS) for pid in workers)

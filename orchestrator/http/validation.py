@@ -15,6 +15,12 @@ CPU): until it is ready, large bodies are validated in the thread as small
 ones are, so no request waits for it, and a service that only ever sees small
 uploads (or a test) never starts it. If the process dies, that request is
 validated in a thread and a new pool is started for the next one.
+
+The process never outlives the service: ``stop`` (the service's shutdown)
+joins it, because uvicorn ends a SIGTERM'd service by raising the signal again
+after its shutdown, so no exit handler of the interpreter would; and the
+process watches its parent and ends when the service is gone some other way
+(SIGKILL, a crash).
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -42,6 +50,20 @@ def check_in_worker(raw: bytes, content_type: str | None) -> tuple[bool, Any]:
         return True, checked_body(raw, content_type)
     except RequestValidationError as exc:
         return False, list(exc.errors())
+
+
+PARENT_POLL_SECONDS = 1.0
+
+
+def _watch_parent(parent: int) -> None:
+    """In the worker process (its initializer): end it when the service that started it is gone."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="flp-validation-parent", daemon=True).start()
 
 
 def _warm() -> bool:
@@ -65,7 +87,9 @@ class Validator:
         with self._lock:
             if self._pool is None and not self._closed:
                 spawn = multiprocessing.get_context("spawn")
-                pool = ProcessPoolExecutor(self.processes, mp_context=spawn)
+                pool = ProcessPoolExecutor(
+                    self.processes, mp_context=spawn, initializer=_watch_parent, initargs=(os.getpid(),)
+                )
                 try:
                     self.warm = pool.submit(_warm)
                 except Exception as exc:  # e.g. the service runs in a daemonic process: no children
@@ -113,4 +137,5 @@ class Validator:
             self._closed = True
             pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)  # its process ends after its current body
+            # Joined: its process ends after its current body (tens of ms; its imports, if still warming).
+            pool.shutdown(wait=True, cancel_futures=True)
