@@ -17,6 +17,7 @@ import pytest
 
 from tests.support.engine import (
     CHECK,
+    add_diagnosis,
     add_medication,
     db_now,
     inclusion,
@@ -220,3 +221,60 @@ def test_the_atc_range_is_an_index_condition_in_a_generic_plan(engine_db):
         cur.execute("RESET ALL")
     assert "ix_medicin_atc_patient" in by_range and "Index Cond" in by_range, by_range
     assert "Index Cond" not in by_like, by_like
+
+
+# (code system, code) per patient, in PatientId order: ICPC-2 K86 and what lies next to it.
+DIAGNOSES = [
+    ("ICPC2", "K86"),  # in
+    ("ICPC2", "K87"),  # the next code: out
+    ("ICPC2", "K86~"),  # in
+    ("SKS", "K86"),  # the same code in another system: out
+    ("ICPC2", "K8"),  # its parent: out
+    ("ICPC2", "K861"),  # in
+    ("ICPC2", "K85"),  # out
+]
+
+
+@pytest.mark.parametrize("plans", ["auto", "force_generic_plan"])
+def test_the_slices_mark_exactly_the_patients_with_a_diagnosis_under_the_prefix(engine_db, plans):
+    db = engine_db
+    patients = make_patients(db, len(DIAGNOSES))
+    today = db_now(db).date()
+    for patient, (system, code) in zip(patients, DIAGNOSES, strict=True):
+        add_diagnosis(db, patient, code, today - timedelta(days=10), system=system)
+    execute(db, "DELETE FROM PLSP.PatientInkluderetPending")
+    expected = [patients[0], patients[2], patients[5]]
+    set_setting(db, CHECK.name, "RelevantChangeMarkSlice", "2")
+    execute(
+        db,
+        "INSERT INTO PLSP.RelevantDiagnose (CodeSystem, Code, ActiveFromUtc, ForloebCode, Description) "
+        "VALUES ('ICPC2', 'K86', ?, ?, 'test')",
+        (db_now(db) - timedelta(seconds=1), HEART),
+    )
+    with db.connect() as conn:
+        cur = conn.cursor()
+        cur.execute(f"SET plan_cache_mode = {plans}")
+        assert mark(conn, db) == (0, 2, 0)
+        assert dirty(db) == set(expected[:2])
+        assert mark(conn, db) == (1, 1, 0)
+        cur.execute("RESET plan_cache_mode")
+    assert dirty(db) == set(expected)
+
+
+def test_the_diagnosis_range_is_an_index_condition_in_a_generic_plan(engine_db):
+    db = engine_db
+    with db.connect() as conn:
+        cur = conn.cursor()
+        cur.execute("SET plan_cache_mode = force_generic_plan")
+        cur.execute("SET enable_seqscan = off")
+        cur.execute(
+            "PREPARE by_range (varchar, varchar, varchar) AS "
+            "SELECT DISTINCT d.PatientId FROM PLSP.Diagnose AS d "
+            'WHERE d.CodeSystem = $1 AND d.Code COLLATE "C" >= $2 AND d.Code COLLATE "C" < $3 '
+            "AND d.Code LIKE $2 || '%'"
+        )
+        cur.execute("EXPLAIN EXECUTE by_range ('ICPC2', 'K86', 'K87')")
+        plan = "\n".join(r[0] for r in cur.fetchall())
+        cur.execute("DEALLOCATE ALL")
+        cur.execute("RESET ALL")
+    assert "ix_diagnose_code_patient" in plan and "(code >= " in plan, plan

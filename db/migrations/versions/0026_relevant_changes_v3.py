@@ -1,7 +1,8 @@
-"""Relevant-list changes v3: an index leading with the ATC code, and marking in slices of their own (issue 9).
+"""Relevant-list changes v3: indexes leading with the ATC and diagnosis codes, slices of their own (issue 9).
 
 Job.relevant_changes_mark v3 reads an ATC prefix as a range of the new index
-PLSP.Medicin (AtcCode, PatientId) instead of scanning every medication, and
+PLSP.Medicin (AtcCode, PatientId) instead of scanning every medication (a
+diagnosis prefix: PLSP.Diagnose (CodeSystem, Code, PatientId)), and
 marks RelevantChangeMarkSlice patients a call (default 2,000) instead of one
 batch of the check (400 since 0022); Job.check_inclusion_batch v3 lets it.
 

@@ -37,14 +37,15 @@
 --     would range-lock every row read under HOLDLOCK and escalate.
 --   * An ATC prefix (LIKE @Code + '%', a range seek) reads the index
 --     PLSP.Medicin (AtcCode, PatientId) of migration 0026 instead of scanning
---     every medication.
+--     every medication, a diagnosis prefix PLSP.Diagnose (CodeSystem, Code,
+--     PatientId).
 -- Each change's slice is one short transaction (at most @Limit <= 2,000 rows).
 --
 -- Differences from the PostgreSQL twin, one line each:
 --   * Digit checks are binary LIKEs (COLLATE Latin1_General_BIN2: ASCII digits only); the twin: ASCII patterns.
 --   * Table variables hold the patients of a step; the twin: arrays.
 --   * The loop over the due changes (never over patients) is a WHILE over ChangeId; the twin: FOR ... IN a query.
---   * The ATC prefix is LIKE @Code + '%' (a range seek); the twin: an explicit range in byte order (COLLATE "C") beside LIKE.
+--   * An ATC or diagnosis prefix is LIKE @Code + '%' (a range seek); the twin: an explicit range in byte order (COLLATE "C") beside LIKE.
 CREATE OR ALTER PROCEDURE Job.relevant_changes_mark
     @NowUtc datetime2(3) = NULL,
     @Force char(1) = 'N',

@@ -26,16 +26,17 @@
 --     Server's 5,000 locks at about 2 a patient), so the slices no longer
 --     shrink with the check's batch (400 since migration 0022).
 --   * An ATC prefix is a range of the index PLSP.Medicin (AtcCode COLLATE "C",
---     PatientId) of migration 0026 instead of a scan of every medication: a
---     prefix p is AtcCode >= p AND AtcCode < p with its last character the next
---     one, in byte order (COLLATE "C"); a parameter's LIKE p || '%' is no index
---     condition in a generic plan. LIKE stays beside it, so the patients are
---     those of version 2; a prefix that is empty or holds a LIKE wildcard (%, _
---     or the escape \) takes the scan of version 2.
+--     PatientId) of migration 0026 instead of a scan of every medication, and
+--     a diagnosis prefix one of PLSP.Diagnose (CodeSystem, Code COLLATE "C",
+--     PatientId): a prefix p is code >= p AND code < p with its last character
+--     the next one, in byte order (COLLATE "C"); a parameter's LIKE p || '%' is
+--     no index condition in a generic plan. LIKE stays beside it, so the
+--     patients are those of version 2; a prefix that is empty or holds a LIKE
+--     wildcard (%, _ or the escape \) takes the scan of version 2.
 --
 -- PostgreSQL differences from the T-SQL twin, forced by the engine: arrays
 -- hold the patients of a step (T-SQL: table variables); no READPAST needed
--- (the job lock serialises the callers); the ATC prefix as an explicit range
+-- (the job lock serialises the callers); an ATC or diagnosis prefix as an explicit range
 -- in byte order (T-SQL: LIKE @Code + '%', which SQL Server seeks as a range
 -- under the column's collation, wildcards included).
 CREATE PROCEDURE Job.relevant_changes_mark(
@@ -136,11 +137,12 @@ BEGIN
         ORDER BY c.ChangeId
         LIMIT 100
     LOOP
-        -- An ATC prefix as a range of IX_Medicin_Atc_Patient (byte order): the prefix with its
-        -- last character the next one is the first code past every code that starts with it.
+        -- An ATC or diagnosis prefix as a range of IX_Medicin_Atc_Patient or IX_Diagnose_Code_Patient
+        -- (byte order): the prefix with its last character the next one is the first code past
+        -- every code that starts with it.
         -- NULL (the scan): an empty prefix, or one with a LIKE wildcard or the escape.
         v_Upper := CASE
-            WHEN v_Change.RelevantTable = 'relevantmedicininklusion' AND v_Change.Code <> ''
+            WHEN v_Change.RelevantTable IN ('relevantmedicininklusion', 'relevantdiagnose') AND v_Change.Code <> ''
                 AND strpos(v_Change.Code, '%') = 0 AND strpos(v_Change.Code, '_') = 0
                 AND strpos(v_Change.Code, '\') = 0 AND ascii(right(v_Change.Code, 1)) < 1114111
                 THEN left(v_Change.Code, -1) || chr(ascii(right(v_Change.Code, 1)) + 1)
@@ -150,7 +152,13 @@ BEGIN
             SELECT count(DISTINCT t.PatientId)::integer INTO v_Change.Patients
             FROM (
                 SELECT d.PatientId FROM PLSP.Diagnose AS d
-                WHERE v_Change.RelevantTable = 'relevantdiagnose'
+                WHERE v_Change.RelevantTable = 'relevantdiagnose' AND v_Upper IS NOT NULL
+                    AND d.CodeSystem = v_Change.CodeSystem
+                    AND d.Code COLLATE "C" >= v_Change.Code AND d.Code COLLATE "C" < v_Upper
+                    AND d.Code LIKE v_Change.Code || '%'
+                UNION ALL
+                SELECT d.PatientId FROM PLSP.Diagnose AS d
+                WHERE v_Change.RelevantTable = 'relevantdiagnose' AND v_Upper IS NULL
                     AND d.CodeSystem = v_Change.CodeSystem AND d.Code LIKE v_Change.Code || '%'
                 UNION ALL
                 SELECT m.PatientId FROM PLSP.Medicin AS m
@@ -191,7 +199,13 @@ BEGIN
             SELECT DISTINCT t.PatientId
             FROM (
                 SELECT d.PatientId FROM PLSP.Diagnose AS d
-                WHERE v_Change.RelevantTable = 'relevantdiagnose'
+                WHERE v_Change.RelevantTable = 'relevantdiagnose' AND v_Upper IS NOT NULL
+                    AND d.CodeSystem = v_Change.CodeSystem
+                    AND d.Code COLLATE "C" >= v_Change.Code AND d.Code COLLATE "C" < v_Upper
+                    AND d.Code LIKE v_Change.Code || '%'
+                UNION ALL
+                SELECT d.PatientId FROM PLSP.Diagnose AS d
+                WHERE v_Change.RelevantTable = 'relevantdiagnose' AND v_Upper IS NULL
                     AND d.CodeSystem = v_Change.CodeSystem AND d.Code LIKE v_Change.Code || '%'
                 UNION ALL
                 SELECT m.PatientId FROM PLSP.Medicin AS m
