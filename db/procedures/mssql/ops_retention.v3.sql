@@ -8,7 +8,7 @@
 -- short keyset batches on the shared batch engine Job.run_batched (lock,
 -- settings, health gate, adaptive batch size, sleep, time limit, dry run,
 -- Ops.JobRun / Ops.JobRunBatch rows). Each batch is one call of
--- Job.ops_retention_batch (version 3 from migration 0028: the upload dead
+-- Job.ops_retention_batch (version 3 from migration 0027: the upload dead
 -- letters more; version 2 from migration 0014: the three tables before; this
 -- wrapper is unchanged but for this header). A running run is never removed,
 -- so the job never removes its own run.

@@ -20,7 +20,7 @@
 --     days only while that job is still claimed; a job taken out of the
 --     timetable kept its claims forever). At least 8 so the retention never
 --     removes a claim Job.job_slot_claim still reads (its 'first' rule);
---   * UploadDeadLetterDays (default 30, migration 0028): an Upload.DeadLetterDocument
+--   * UploadDeadLetterDays (default 30, migration 0027): an Upload.DeadLetterDocument
 --     row (a bulk upload's poison document, personal data, kept for an operator
 --     to mend and send again) dead-lettered longer ago goes, at most
 --     @DeadLetterBatchMax (100) documents a batch: a document may hold up to
@@ -31,9 +31,9 @@
 -- (Ops.QueueMessage has no done state: an acknowledged message is deleted by
 -- its consumer, so there is nothing old to keep or remove.)
 --
--- Version 3 (migration 0028): phase 5, the upload dead letters
+-- Version 3 (migration 0027): phase 5, the upload dead letters
 -- (UploadDeadLetterDays), along IX_DeadLetterDocument_DeadLettered (migration
--- 0028); otherwise version 2.
+-- 0027); otherwise version 2.
 -- Version 2: the dead letters, the CDA access log and the job slots, each with
 -- its setting, and a keyset per table (below). A dry run counts each table's
 -- old rows in one step (version 1 counted the heartbeats BatchSize at a time
@@ -52,7 +52,7 @@
 --   * phase 1 removes at most @BatchSize old heartbeats a batch (a few rows);
 --   * phases 2 to 5 walk the table's time index (DeadLetteredUtc, AccessedUtc,
 --     SlotUtc, DeadLetteredUtc; migration 0014 adds the first and the third,
---     migration 0028 the last) oldest first; the
+--     migration 0027 the last) oldest first; the
 --     position is the last time removed, in milliseconds since 1970-01-01
 --     (0: from the start). The next batch starts at that time (inclusive:
 --     rows of the same millisecond may remain), so no batch reads again over

@@ -1,2 +1,2 @@
--- Migration 0028, undone.
+-- Migration 0027, undone.
 DROP INDEX IF EXISTS Upload.IX_DeadLetterDocument_DeadLettered;

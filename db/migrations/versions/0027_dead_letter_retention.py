@@ -5,14 +5,14 @@ data, for an operator to mend and send again; nothing removed them. Job.ops_rete
 adds a phase 5 that removes those dead-lettered longer ago than the new setting, oldest first
 along a new index on DeadLetteredUtc, at most 100 documents a batch.
 
-Revision ID: 0028
-Revises: 0027
+Revision ID: 0027
+Revises: 0026
 """
 
 from orchestrator.db.migration_ops import downgrade_procedures, execute, run_schema_file, upgrade_procedures
 
-revision = "0028"
-down_revision = "0027"
+revision = "0027"
+down_revision = "0026"
 branch_labels = None
 depends_on = None
 
@@ -34,7 +34,7 @@ DELETE FROM Ops.Setting WHERE JobName = 'ops_retention' AND Name = 'UploadDeadLe
 
 
 def upgrade() -> None:
-    run_schema_file("0028_dead_letter_retention.up")  # IX_DeadLetterDocument_DeadLettered
+    run_schema_file("0027_dead_letter_retention.up")  # IX_DeadLetterDocument_DeadLettered
     execute(SETTINGS_INSERT)
     upgrade_procedures(PROCEDURES)
 
@@ -42,4 +42,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     downgrade_procedures(PROCEDURES)
     execute(SETTINGS_DELETE)
-    run_schema_file("0028_dead_letter_retention.down")
+    run_schema_file("0027_dead_letter_retention.down")

@@ -1,2 +1,0 @@
--- Migration 0028 undone on SQL Server (twin of db/schema/postgresql/0028_dead_letter_retention.down.sql).
-DROP INDEX IF EXISTS IX_DeadLetterDocument_DeadLettered ON Upload.DeadLetterDocument;
