@@ -571,7 +571,9 @@ BEGIN
         WHERE
             r.IsIncluded = 1 AND COALESCE(r.WasIncluded, 0) = 0
             AND NOT EXISTS (
-                SELECT 1 FROM PLSP.Forloebsplan AS f WITH (UPDLOCK, HOLDLOCK)
+                SELECT 1
+                FROM PLSP.Forloebsplan AS f
+                    WITH (UPDLOCK, HOLDLOCK, FORCESEEK (UQ_Forloebsplan_Patient_Forloeb (PatientId, ForloebCode)))
                 WHERE f.PatientId = r.PatientId AND f.ForloebCode = r.ForloebCode
             );
 

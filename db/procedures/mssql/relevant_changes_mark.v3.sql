@@ -38,7 +38,10 @@
 --   * An ATC prefix (LIKE @Code + '%', a range seek) reads the index
 --     PLSP.Medicin (AtcCode, PatientId) of migration 0026 instead of scanning
 --     every medication, a diagnosis prefix PLSP.Diagnose (CodeSystem, Code,
---     PatientId).
+--     PatientId). The count and the slice run WITH OPTION (RECOMPILE) (T-SQL
+--     only, a plan hint): one statement serves six tables, and a plan compiled
+--     for this change's table and prefix drops the other branches (a compile
+--     per slice; a change has at most a few hundred).
 -- Each change's slice is one short transaction (at most @Limit <= 2,000 rows).
 --
 -- Differences from the PostgreSQL twin, one line each:
@@ -178,7 +181,10 @@ BEGIN
                 UNION
                 SELECT p.PatientId FROM PLSP.Patient AS p
                 WHERE @Table = 'relevantforloeb'
-            ) AS t;
+            ) AS t
+            -- A fresh plan for this change's table and prefix: the branches of the
+            -- other five drop out and the prefix seeks its index (once a slice).
+            OPTION (RECOMPILE);
             IF @Execute = 'Y'
                 UPDATE c SET c.Patients = @Count FROM PLSP.RelevantChange AS c WHERE c.ChangeId = @ChangeId;
         END;
@@ -211,7 +217,8 @@ BEGIN
             WHERE @Table = 'relevantforloeb'
         ) AS t
         WHERE t.PatientId > COALESCE(@NextPatientId, 0)
-        ORDER BY t.PatientId;
+        ORDER BY t.PatientId
+        OPTION (RECOMPILE);  -- as the count above
         SELECT @Slice = COUNT(*), @SliceLast = MAX(i.PatientId) FROM @Ids AS i;
         SET @Patients += @Slice;
 
