@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import multiprocessing
@@ -17,6 +18,7 @@ from orchestrator.http.app import create_app
 from orchestrator.http.limits import Guard, Limits, TokenBuckets
 from orchestrator.http.problems import ProblemError
 from tests.support.http import SOR, http_settings, make_keys, serving
+from tests.support.sql import scalar
 from tests.support.uploads import load_relevant
 from tests.test_http_auth import request
 from tests.test_upload_bulk import document
@@ -330,3 +332,30 @@ def test_the_validation_process_never_outlives_the_service(stop_first):
     assert service.exitcode == (-signal.SIGTERM if stop_first else -signal.SIGKILL) and workers
     # Joined at the shutdown; after a SIGKILL, the process sees its parent gone within a poll or two.
     assert all(_gone(pid, 0.5 if stop_first else 5 * validation.PARENT_POLL_SECONDS) for pid in workers)
+
+
+def test_a_body_over_the_limit_is_refused_with_413_and_nothing_is_written(db, keys, logs):
+    load_relevant(db)
+    tables = ("Patient", "Patientvaerdier", "Diagnose")
+    before = {t: scalar(db, f"SELECT count(*) FROM PLSP.{t}") for t in tables}
+    body = json.dumps({"patients": [GOOD] * 20}).encode()
+    assert len(body) > 2_000
+    app = create_app(http_settings(keys), db, Limits(max_body_bytes=2_000))
+    with serving(app) as base:
+        # Declared too large: refused on its Content-Length.
+        status, _, problem = request(url(base), keys.token(), raw=body)
+        assert status == 413 and problem["type"].endswith("too-large"), problem
+        assert "2,000 bytes" in problem["detail"]
+        # Streamed without a length (chunked): refused once the limit is passed.
+        host, port = base.removeprefix("http://").split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        headers = {"Authorization": f"Bearer {keys.token()}", "Content-Type": "application/json"}
+        chunks = iter([body[:1_500], body[1_500:]])
+        conn.request("POST", f"/v1/clinics/{SOR}/uploads", body=chunks, headers=headers)
+        response = conn.getresponse()
+        assert response.status == 413 and json.loads(response.read())["type"].endswith("too-large")
+        conn.close()
+        assert {t: scalar(db, f"SELECT count(*) FROM PLSP.{t}") for t in tables} == before
+        # Under the limit it is an upload like any other.
+        status, _, result = request(url(base), keys.token(), raw=json.dumps(GOOD).encode())
+        assert status == 200 and result["inserted"] == 2, result

@@ -40,6 +40,10 @@ class Limits:
     bulk_waiters: int = 2  # ... and at most this many wait (each in a worker thread); beyond, 429 at once
     validate_processes: int = 1  # large bodies are validated in this many worker processes (0: a thread)
     throttle_flush_seconds: float = 5.0  # the 429 counts go to the database this often
+    # A larger upload body is refused (413) before it is read whole: the memory and the parse it
+    # would cost are bounded here, not only by a proxy in front (docs/http.md). 20 MiB holds
+    # 300,000 rows; a 4,000-row bulk request is about 250 KB.
+    max_body_bytes: int = 20 * 1024 * 1024
 
 
 class TokenBuckets:

@@ -207,7 +207,7 @@ async def post_upload(
     # thread that then does the upload. The contract (docs/openapi.json) is the declared body's:
     # with_declared_body puts post_upload_contract's in. (No docstring: it would be the
     # operation's description.)
-    raw = await request.body()
+    raw = await bounded_body(request, request.app.state.guard.limits.max_body_bytes)
     content_type = request.headers.get("content-type")
     checked = None
     validator = getattr(request.app.state, "validator", None)
@@ -217,6 +217,27 @@ async def post_upload(
         _post_upload, request.app, sor, principal, fullResync, raw, content_type, checked, response.headers
     )
     return await anyio.to_thread.run_sync(work)
+
+
+async def bounded_body(request: Request, limit: int) -> bytes:
+    """The request's body, or 413 as soon as it is known to exceed ``limit`` bytes (a declared
+    Content-Length before anything is read; else while it streams in)."""
+    too_large = ProblemError(
+        413,
+        "request body too large",
+        f"an upload body may hold at most {limit:,} bytes: send the patients in smaller batches",
+        kind="too-large",
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _post_upload(
