@@ -274,6 +274,31 @@ def request_errors_of(batch: list[dict]) -> list[dict]:
     ]
 
 
+def test_an_upload_refused_as_busy_costs_the_clinic_no_token():
+    now = [0.0]
+    guard = Guard(Limits(rate_per_second=1, burst=2, bulk_wait_seconds=0))
+    guard.buckets.clock = lambda: now[0]
+    guard.bulk_slots.acquire()  # a bulk upload being queued
+    for _ in range(3):
+        with pytest.raises(ProblemError) as refused:
+            guard.admit("1", bulk=True)
+        assert refused.value.kind == "bulk-busy" and refused.value.headers["RateLimit"] == '"clinic";r=2;t=0'
+    while guard.slots.acquire(blocking=False):  # every interactive slot taken
+        pass
+    with pytest.raises(ProblemError) as refused:
+        guard.admit("1")
+    assert refused.value.kind == "busy" and refused.value.headers["RateLimit"] == '"clinic";r=2;t=0'
+    guard.slots.release()
+    guard.bulk_slots.release()
+    # The clinic's two tokens are still there: a small upload and a bulk one pass, the third is
+    # rate-limited.
+    assert guard.admit("1")["RateLimit"] == '"clinic";r=1;t=1'
+    assert guard.admit("1", bulk=True)["RateLimit"] == '"clinic";r=0;t=2'
+    with pytest.raises(ProblemError) as refused:
+        guard.admit("1")
+    assert refused.value.kind == "rate-limited"
+
+
 def test_only_a_few_bulk_uploads_wait_for_the_slot_the_others_are_refused_at_once():
     guard = Guard(Limits(bulk_wait_seconds=30, bulk_waiters=1))
     guard.bulk_slots.acquire()  # a bulk upload being queued

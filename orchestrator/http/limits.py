@@ -70,6 +70,16 @@ class TokenBuckets:
             self._buckets[key] = (tokens, now)
             return (1 - tokens) / self.rate, tokens
 
+    def give_back(self, key: str) -> float:
+        """Return the token ``take`` gave (the request was refused for another reason); the tokens
+        the bucket holds after it."""
+        with self._lock:
+            now = self.clock()
+            tokens, since = self._buckets.get(key, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - since) * self.rate + 1)
+            self._buckets[key] = (tokens, now)
+            return tokens
+
 
 class ThrottleCounter:
     """429s per (SOR code, UTC day) in memory, handed to ``flush`` in one piece; thread-safe."""
@@ -143,6 +153,11 @@ class Guard:
             finally:
                 self.bulk_waiters.release()
         if not admitted:
+            # Refused for the service's load, not for the clinic's rate: the token goes back, so
+            # the retry a second later is not also refused as rate-limited.
+            fields = ratelimit.headers(
+                self.buckets.give_back(sor), self.limits.rate_per_second, self.limits.burst
+            )
             self.throttled.count(sor)
             if bulk:
                 raise ProblemError(
