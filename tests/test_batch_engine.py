@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
@@ -34,7 +35,7 @@ from tests.support.archive import (
     utc_now,
     wait_for,
 )
-from tests.support.sql import fetch_one, scalar
+from tests.support.sql import fetch_all, fetch_one, scalar
 
 HALF_MOVABLE = (PENDING, DELIVERED_OLD)  # every other row may go
 GROWTH_CAP = Decimal("1.2")  # the engine grows a batch at most 20% a step
@@ -204,8 +205,21 @@ def test_time_limit_stops_the_run_and_the_next_run_carries_on(db, limit_from):
     status, rows, message = run_row(db, stopped)
     assert status == "stopped" and message.endswith("; time limit reached")
     assert 0 < rows == stopped.rows < expected
-    # A batch and its sleep take about 0.2 s: the limit is kept to within one of them.
-    assert 1.0 <= stopped.seconds < 1.6
+    # The limit is kept to within one batch and its sleep, by the database's own clock (so a
+    # loaded machine's slower batches move the bound with them): no batch starts after the
+    # limit, and the run ends after the last batch and its sleep (SleepFactor 1: as long as it).
+    run_started, run_ended = fetch_one(
+        db, "SELECT StartedUtc, EndedUtc FROM Ops.JobRun WHERE JobRunId = ?", (stopped.job_run_id,)
+    )
+    started = fetch_all(
+        db,
+        "SELECT StartedUtc, DurationMs FROM Ops.JobRunBatch WHERE JobRunId = ? ORDER BY BatchNo",
+        (stopped.job_run_id,),
+    )
+    assert all(at < run_started + timedelta(seconds=1) for at, _ in started)
+    last_at, last_ms = started[-1]
+    assert run_ended - (last_at + timedelta(milliseconds=2 * last_ms)) < timedelta(seconds=0.5)
+    assert stopped.seconds >= 1.0
 
     set_settings(db, TimeLimitSeconds=3600, SleepFactor=0, BatchSizeMax=4000)
     rest = run(db)
